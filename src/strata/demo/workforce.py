@@ -68,8 +68,8 @@ _SUFFIXES = (  # (display, industry)
 )  # fmt: skip
 _LEGAL = ("SpA", "S.A.", "Ltda.")
 _REGIONS = (
-    "Antofagasta", "Atacama", "Coquimbo", "Valparaíso", "Metropolitana", "O'Higgins",
-    "Maule", "Biobío", "Tarapacá", "Magallanes",
+    "Antofagasta", "Atacama", "Coquimbo", "Valparaíso", "Metropolitana", "O'Higgins", "Maule",
+    "Biobío", "Tarapacá", "Magallanes",
 )  # fmt: skip
 _PLACES = (
     "Chuquicamata", "Escondida", "El Teniente", "Los Pelambres", "Collahuasi", "Sierra Gorda",
@@ -78,10 +78,10 @@ _PLACES = (
 )  # fmt: skip
 _SECTORS = ("Norte", "Sur", "Rajo", "Planta", "Tranque", "Puerto", "Mina", "Campamento")
 _FIRST = (
-    "Juan", "José", "Luis", "Carlos", "Jorge", "Manuel", "Pedro", "Francisco", "Diego",
-    "Cristián", "Sebastián", "Matías", "Rodrigo", "Felipe", "Claudio", "Patricio", "María",
-    "Carolina", "Daniela", "Camila", "Javiera", "Valentina", "Francisca", "Constanza", "Paula",
-    "Fernanda", "Andrea", "Catalina",
+    "Juan", "José", "Luis", "Carlos", "Jorge", "Manuel", "Pedro", "Francisco", "Diego", "Cristián",
+    "Sebastián", "Matías", "Rodrigo", "Felipe", "Claudio", "Patricio", "María", "Carolina",
+    "Daniela", "Camila", "Javiera", "Valentina", "Francisca", "Constanza", "Paula", "Fernanda",
+    "Andrea", "Catalina",
 )  # fmt: skip
 _LAST = (
     "González", "Muñoz", "Rojas", "Díaz", "Pérez", "Soto", "Contreras", "Silva", "Martínez",
@@ -159,12 +159,14 @@ def generate(
 
 
 def _stream(seed: int, tenants: list[DemoTenant], now: datetime) -> Iterator[DemoRecord]:
-    shared = _Shared()
-    gens = [_TenantGen(seed, t, now, shared) for t in tenants]
+    # Spans tenants: the forced kinds still pending, and the labs' id sequences.
+    pending, lab_seq = set(_FORCED), {"saferapp": 1_200_000, "fit2000": 300_000}
+    gens = [_TenantGen(seed, t, now, pending, lab_seq) for t in tenants]
     for g in gens:
         yield g.company()
-    for g in gens:
-        yield from g.body()
+    gens.reverse()
+    while gens:  # pop, so a finished tenant's bookkeeping can be freed
+        yield from gens.pop().body()
 
 
 def _slug(words: str) -> str:
@@ -197,32 +199,16 @@ def _at(day: date, rng: random.Random) -> datetime:
     return datetime.combine(day, time(11, tzinfo=UTC)) + timedelta(minutes=rng.randrange(600))
 
 
-class _Shared:
-    """State that spans tenants: forced-coverage bookkeeping and the labs' id sequences."""
-
-    def __init__(self) -> None:
-        self.pending = set(_FORCED)
-        self.lab_seq = {"saferapp": 1_200_000, "fit2000": 300_000}
-
-    def take(self, kind: str) -> bool:
-        if kind in self.pending:
-            self.pending.discard(kind)
-            return True
-        return False
-
-
 class _TenantGen:
-    def __init__(self, seed: int, plan: DemoTenant, now: datetime, shared: _Shared) -> None:
-        self.t = plan.tenant
-        self.plan = plan
-        self.shared = shared
-        # One stream per tenant: a tenant's rows do not depend on how big the others are.
+    def __init__(
+        self, seed: int, plan: DemoTenant, now: datetime, pending: set[str], lab_seq: dict[str, int]
+    ) -> None:
+        self.t, self.plan, self.pending, self.lab_seq = plan.tenant, plan, pending, lab_seq
+        # One stream per tenant, keyed by its id, so tenants draw independently.
         self.rng = random.Random(f"strata-demo:{seed}:{plan.tenant}")  # noqa: S311
         self.latest = now - timedelta(hours=2)  # nothing is stamped in the last two hours
         self.today = now.date()
-        self.founded = now - timedelta(
-            days=self.rng.randint(500, 2200), seconds=self.rng.randrange(86400)
-        )
+        self.founded = now - timedelta(seconds=self.rng.randrange(1000 * 86400, 2000 * 86400))
         self.seen: dict[str, int] = {}
         self.later: list[tuple[datetime, DemoRecord]] = []
         self.ruts: set[int] = set()
@@ -233,14 +219,16 @@ class _TenantGen:
         self.domain = plan.tenant.replace("-", "") + ".cl"
         self.industry = next(i for s, i in _SUFFIXES if self.t.endswith("-" + _slug(s)))
 
-    # -- plumbing ---------------------------------------------------------------------------
     def _eligible(self, table: str) -> bool:
         n = self.seen.get(table, 0)
         self.seen[table] = n + 1
         return n >= _CLEAN_PREFIX
 
     def _forced(self, *kinds: str) -> str | None:
-        return next((kind for kind in kinds if self.shared.take(kind)), None)
+        """The first of ``kinds`` not produced yet anywhere, consuming it."""
+        kind = next((k for k in kinds if k in self.pending), None)
+        self.pending.discard(kind or "")
+        return kind
 
     def _defect(self, kinds: Sequence[str], rate: float, eligible: bool) -> str | None:
         if not eligible:
@@ -276,17 +264,15 @@ class _TenantGen:
         base.update(updated_at=created, deleted_at=None)
         return base
 
-    # -- tables -----------------------------------------------------------------------------
     def company(self) -> DemoRecord:
         rng, size = self.rng, self.plan.workers
-        plan = "enterprise" if size >= 1000 else "pro" if size >= 150 else "starter"
         rec = self._base(self.t, self.founded)
         rec.update(
             name=self.plan.name,
             rut=_rut(rng.randint(76_000_000, 77_999_999)),
             industry=self.industry,
             region=rng.choice(_REGIONS),
-            plan=plan,
+            plan="enterprise" if size >= 1000 else "pro" if size >= 150 else "starter",
             contracted_seats=size + rng.randint(0, size // 5 + 5),
             is_active=True,
         )
@@ -301,7 +287,6 @@ class _TenantGen:
         self.later.sort(key=lambda pair: pair[0])
         for _, rec in self.later:
             yield rec
-        self.later.clear()
 
     def _projects(self) -> Iterator[DemoRecord]:
         rng = self.rng
@@ -341,8 +326,7 @@ class _TenantGen:
         domain = self.domain if rng.random() < 0.6 else rng.choice(("gmail.com", "hotmail.com"))
         email = f"{local}{rng.randint(1, 99)}@{domain}"
         phone: str | None = f"+56 9 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"
-        if rng.random() < 0.1:
-            phone = None  # optional field, not dirt
+        phone = None if rng.random() < 0.1 else phone  # optional field: not dirt
         eligible = self._eligible("profiles")
         defect = self._defect(("bad_email", "bad_phone", "missing_rut"), _ROW_DIRT, eligible)
         if defect == "bad_email":
@@ -367,22 +351,18 @@ class _TenantGen:
         if len(self.supervisors) < max(1, self.plan.workers // 20):
             self.supervisors.append(pid)
         yield self._emit("profiles", rec, eligible)
-        yield from self._licenses(pid, hired)
+        yield from self._licenses(pid, hired, minimum=int(i == 0))  # no tenant without licenses
         projects = yield from self._assignments(pid, hired)
         yield from self._tests(rut, hired, projects)
 
-    def _licenses(self, pid: str, hired: datetime) -> Iterator[DemoRecord]:
+    def _licenses(self, pid: str, hired: datetime, minimum: int) -> Iterator[DemoRecord]:
         rng = self.rng
-        for _ in range(rng.choices((0, 1, 2, 3), (10, 40, 35, 15))[0]):
+        for _ in range(max(minimum, rng.choices((0, 1, 2, 3), (10, 40, 35, 15))[0])):
             kind, years = rng.choice(_LICENSES)
             state = self._forced("expiring", "expired")
             state = state or rng.choices(("valid", "expiring", "expired"), (80, 7, 13))[0]
-            if state == "valid":
-                expires = self.today + timedelta(days=rng.randint(31, years * 365))
-            elif state == "expiring":
-                expires = self.today + timedelta(days=rng.randint(1, 30))
-            else:
-                expires = self.today - timedelta(days=rng.randint(1, 400))
+            lo, hi = {"valid": (31, years * 365), "expiring": (1, 30)}.get(state, (-400, -1))
+            expires = self.today + timedelta(days=rng.randint(lo, hi))
             issued = expires - timedelta(days=years * 365)
             eligible = self._eligible("licenses")
             if self._defect(("license_inverted",), _LICENSE_DIRT, eligible):
@@ -427,9 +407,9 @@ class _TenantGen:
         return projects
 
     def _tests(self, rut: str, hired: datetime, projects: list[str]) -> Iterator[DemoRecord]:
-        rng, shared = self.rng, self.shared
+        rng = self.rng
         last = self.latest - timedelta(hours=6)
-        count = 1 + round((last - hired).days / 70 * rng.uniform(0.5, 1.5))
+        count = 1 + round((last - hired).days / 60 * rng.uniform(0.5, 1.5))
         # A pre-employment test, then random and periodic ones over the worker's tenure.
         times = [hired - timedelta(days=rng.randint(1, 10), minutes=rng.randrange(600))]
         times += sorted(_between(rng, hired, last) for _ in range(min(count, 40)))
@@ -439,20 +419,18 @@ class _TenantGen:
             test_type = rng.choice(_TEST_TYPES[lab])
             result, value, unit = _measure(rng, test_type)
             eligible = self._eligible("test_results")
-            worker_rut: str | None = rut
-            if self._defect(("test_missing_rut",), _TEST_MISSING_RUT, eligible):
-                worker_rut = None
+            missing = self._defect(("test_missing_rut",), _TEST_MISSING_RUT, eligible)
             # Only after the tenant's first clean rows, so a well-typed row always precedes it.
             result_value: float | str = value
             if self._defect(("test_na",), _TEST_NA, eligible):
                 result, result_value = "inconclusive", "N/A"
-            shared.lab_seq[lab] += 1
+            self.lab_seq[lab] += 1
             synced = tested_at + timedelta(minutes=rng.randint(5, 360))
-            rec = self._base(f"{_ID_PREFIX[lab]}-{shared.lab_seq[lab]}", synced)
+            rec = self._base(f"{_ID_PREFIX[lab]}-{self.lab_seq[lab]}", synced)
             rec.update(
                 lab=lab,
                 lab_code=rng.choice(_STATIONS[lab]),
-                worker_rut=worker_rut,
+                worker_rut=None if missing else rut,
                 project_id=rng.choice(projects),
                 test_type=test_type,
                 tested_at=tested_at,

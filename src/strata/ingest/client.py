@@ -86,6 +86,7 @@ class IngestClient:
         self._verdicts: dict[Signature, Verdict] = {}
         self._learn_lock = threading.Lock()
         self._closed = False
+        self._max_payload = min(self.config.batch_max_bytes, self.config.segment_bytes // 4)
         self._writer = Writer(
             self._pipeline,
             self.storage,
@@ -189,10 +190,13 @@ class IngestClient:
                 for name in verdict.json_fields:
                     record[name] = self._dumps(table, tenant, name, record[name], _NESTED_OPTIONS).decode()
         try:
-            return orjson.dumps(record, default=_encode_extra, option=_OPTIONS)
+            payload = orjson.dumps(record, default=_encode_extra, option=_OPTIONS)
         except orjson.JSONEncodeError as exc:
             field = next((k for k, v in record.items() if not self._serializable(v)), None)
             raise self._reject(table, tenant, str(exc), field=field) from None
+        if len(payload) > self._max_payload:
+            raise self._reject(table, tenant, f"record is {len(payload)} bytes encoded; the limit is {self._max_payload}")
+        return payload
 
     def _dumps(self, table: str, tenant: str, name: str, value: object, option: int) -> bytes:
         try:
@@ -262,7 +266,7 @@ class IngestClient:
         p = self._pipeline
         with self._lock:
             c = p.counters
-            segments = p.journal.segment_numbers()
+            segments = [n for n in p.journal.segment_numbers() if n <= p.appender.segment_no]
             journal_bytes = sum(
                 p.appender.offset if n == p.appender.segment_no else _size(p.journal.segment_path(n)) for n in segments
             )

@@ -34,18 +34,18 @@ import orjson
 
 from strata.ingest.errors import JournalCorruptError, JournalLockedError
 
-SEGMENT_MAGIC: Final = b"STRJ\x01\x00\x00\x00"
+SEGMENT_MAGIC: Final = b"STRJ\x02\x00\x00\x00"
 SEGMENT_HEADER: Final = 16  # magic (8) + segment number (8)
-_FRAME: Final = struct.Struct("<II")
+# [u32 payload length][u32 crc32(payload)][u8 kind][u32 stream id][i64 ingested_us][payload]
+_FRAME: Final = struct.Struct("<IIBIq")
 FRAME_OVERHEAD: Final = _FRAME.size
+_REASON: Final = struct.Struct("<H")  # quarantine payloads start with their reason's length
 
-KIND_PARTITION: Final = 1
-KIND_RECORD: Final = 2
-KIND_QUARANTINE: Final = 3
+KIND_PARTITION: Final = 1  # payload: JSON [table, tenant, quarantined]; declares a stream id
+KIND_RECORD: Final = 2  # payload: the record's JSON line
+KIND_QUARANTINE: Final = 3  # payload: reason length, reason, the record's JSON line
 
-_PARTITION: Final = struct.Struct("<BI")  # kind, pid; then JSON [table, tenant]
-_RECORD: Final = struct.Struct("<BIq")  # kind, pid, ingested_us; then the JSON line
-_QUARANTINE: Final = struct.Struct("<BIqH")  # kind, pid, ingested_us, reason length; reason; JSON
+_PREFAULT_STEP: Final = 1 << 20
 
 StreamKey = tuple[str, str, bool]
 """(table, tenant, quarantined): one stream of records inside a segment."""
@@ -150,39 +150,77 @@ class JournalDir:
             self._lock_fd = -1
 
 
+def create_segment(journal: JournalDir, number: int, size: int, *, prefault: bool) -> tuple[int, mmap.mmap]:
+    """Create a segment file and map it.
+
+    With ``prefault`` (the writer thread preparing the next segment) the blocks are
+    allocated and the pages put in the page cache with ``pwrite`` of zeros, which releases
+    the GIL. Appends into such a segment are a plain memory copy; into a sparse one, every
+    new page costs a fault and a block allocation (tens of microseconds, at times more).
+    """
+    fd = os.open(journal.segment_path(number), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    if prefault:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
+            pass  # file systems without fallocate: the zero writes below allocate instead
+        zeros = bytes(_PREFAULT_STEP)
+        for start in range(0, size, _PREFAULT_STEP):
+            os.pwrite(fd, zeros[: min(_PREFAULT_STEP, size - start)], start)
+    else:
+        os.ftruncate(fd, size)
+    mm = mmap.mmap(fd, size)
+    mm[:SEGMENT_HEADER] = SEGMENT_MAGIC + number.to_bytes(8, "little")
+    return fd, mm
+
+
 class SegmentAppender:
     """The caller-side end of the journal: appends frames into a mapped segment.
 
-    Not thread-safe by itself; the client holds its lock around every call.
+    Not thread-safe by itself; the client holds its lock around every call. The writer
+    thread prepares the next segment ahead of time (``prepare_spare``) so that rolling
+    over is a swap, not file creation on a caller's thread.
     """
 
     def __init__(self, journal: JournalDir, segment_bytes: int) -> None:
         self._journal = journal
-        self._segment_bytes = segment_bytes
+        self._size = segment_bytes
         self._fd = -1
         self._mm: mmap.mmap | None = None
+        self._spare: tuple[int, int, mmap.mmap] | None = None
         self.segment_no = -1
         self.offset = 0
+        self._base = 0
         self.stream_ids: dict[StreamKey, int] = {}
         self._roll()
 
     @property
     def head(self) -> int:
         """The position the next frame will get."""
-        return position(self.segment_no, self.offset)
+        return self._base | self.offset
 
     @property
     def fd(self) -> int:
         return self._fd
 
+    def needs_spare(self) -> bool:
+        return self._spare is None
+
+    def take_spare_number(self) -> int:
+        return self._journal.take_segment_number()
+
+    def install_spare(self, number: int, fd: int, mm: mmap.mmap) -> None:
+        self._spare = (number, fd, mm)
+
     def _roll(self) -> None:
         self._close_segment()
-        self.segment_no = self._journal.take_segment_number()
-        path = self._journal.segment_path(self.segment_no)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        os.ftruncate(self._fd, self._segment_bytes)
-        self._mm = mmap.mmap(self._fd, self._segment_bytes)
-        self._mm[:SEGMENT_HEADER] = SEGMENT_MAGIC + self.segment_no.to_bytes(8, "little")
+        if self._spare is not None:
+            self.segment_no, self._fd, self._mm = self._spare
+            self._spare = None
+        else:
+            self.segment_no = self._journal.take_segment_number()
+            self._fd, self._mm = create_segment(self._journal, self.segment_no, self._size, prefault=False)
+        self._base = position(self.segment_no, 0)
         self.offset = SEGMENT_HEADER
         self.stream_ids = {}
 
@@ -194,55 +232,55 @@ class SegmentAppender:
             os.close(self._fd)
             self._fd = -1
 
-    def _append(self, prefix: bytes, payload: bytes) -> int:
-        size = len(prefix) + len(payload)
-        end = self.offset + FRAME_OVERHEAD + size
-        if end > self._segment_bytes:
-            self._roll()
-            return -1  # the caller re-declares its stream in the new segment and retries
-        mm = self._mm
-        assert mm is not None  # noqa: S101 - invariant: a segment is open between rolls
-        start = self.offset + FRAME_OVERHEAD
-        mm[start : start + len(prefix)] = prefix
-        mm[start + len(prefix) : end] = payload
-        _FRAME.pack_into(mm, self.offset, size, zlib.crc32(payload, zlib.crc32(prefix)))
-        pos = position(self.segment_no, self.offset)
-        self.offset = end
-        return pos
-
     def fits(self, size: int) -> bool:
-        """Whether a body of ``size`` bytes could ever fit in one segment."""
-        return SEGMENT_HEADER + FRAME_OVERHEAD + _QUARANTINE.size + 2 * size <= self._segment_bytes
+        """Whether a payload of ``size`` bytes fits in a segment at all."""
+        return SEGMENT_HEADER + 2 * FRAME_OVERHEAD + size + 512 <= self._size
 
-    def stream_id(self, stream: StreamKey) -> int:
-        sid = self.stream_ids.get(stream)
-        if sid is None:
-            sid = len(self.stream_ids)
-            body = orjson.dumps([stream[0], stream[1], stream[2]])
-            if self._append(_PARTITION.pack(KIND_PARTITION, sid), body) < 0:
-                return self.stream_id(stream)
-            self.stream_ids[stream] = sid
+    def _declare(self, stream: StreamKey) -> int:
+        sid = len(self.stream_ids)
+        body = orjson.dumps([stream[0], stream[1], stream[2]])
+        self._frame(KIND_PARTITION, sid, 0, body)
+        self.stream_ids[stream] = sid
         return sid
 
-    def append_record(self, stream: StreamKey, ingested_us: int, payload: bytes) -> int:
-        """Append one record frame and return its position."""
-        while True:
-            sid = self.stream_id(stream)
-            pos = self._append(_RECORD.pack(KIND_RECORD, sid, ingested_us), payload)
-            if pos >= 0:
-                return pos
+    def _frame(self, kind: int, sid: int, ingested_us: int, payload: bytes) -> int:
+        off = self.offset
+        start = off + FRAME_OVERHEAD
+        end = start + len(payload)
+        if end > self._size:
+            return -1
+        mm = self._mm
+        assert mm is not None  # noqa: S101 - invariant: a segment is open between rolls
+        mm[start:end] = payload
+        # The header goes in last: a frame without one is a frame that never returned.
+        _FRAME.pack_into(mm, off, len(payload), zlib.crc32(payload), kind, sid, ingested_us)
+        self.offset = end
+        return self._base | off
 
-    def append_quarantined(self, stream: StreamKey, ingested_us: int, reason: str, payload: bytes) -> int:
-        encoded = reason.encode()[:65535]
-        while True:
-            sid = self.stream_id(stream)
-            prefix = _QUARANTINE.pack(KIND_QUARANTINE, sid, ingested_us, len(encoded)) + encoded
-            pos = self._append(prefix, payload)
-            if pos >= 0:
-                return pos
+    def append(self, kind: int, stream: StreamKey, ingested_us: int, payload: bytes) -> int:
+        """Append one record frame and return its position."""
+        sid = self.stream_ids.get(stream)
+        if sid is None:
+            sid = self._declare(stream) if self.offset + 512 < self._size else -1
+        pos = self._frame(kind, sid, ingested_us, payload) if sid >= 0 else -1
+        if pos < 0:
+            self._roll()
+            pos = self._frame(kind, self._declare(stream), ingested_us, payload)
+        return pos
 
     def close(self) -> None:
         self._close_segment()
+        if self._spare is not None:
+            number, fd, mm = self._spare
+            mm.close()
+            os.close(fd)
+            self._journal.delete_segment(number)  # never used: no frames to keep
+            self._spare = None
+
+
+def quarantine_payload(reason: str, record_json: bytes) -> bytes:
+    encoded = reason.encode()[:65535]
+    return _REASON.pack(len(encoded)) + encoded + record_json
 
 
 class SegmentScanner:
@@ -274,40 +312,38 @@ class SegmentScanner:
     def read(self, limit_offset: int | None = None, max_frames: int = 1 << 62) -> Iterator[JournalFrame]:
         """Yield record frames from the current offset up to ``limit_offset`` (exclusive)."""
         mm = self._mm
-        end_limit = len(mm) if limit_offset is None else min(limit_offset, len(mm))
+        size_limit = len(mm)
+        end_limit = size_limit if limit_offset is None else min(limit_offset, size_limit)
         yielded = 0
         while yielded < max_frames and self.offset + FRAME_OVERHEAD <= end_limit:
-            size, crc = _FRAME.unpack_from(mm, self.offset)
+            length, crc, kind, sid, us = _FRAME.unpack_from(mm, self.offset)
             start = self.offset + FRAME_OVERHEAD
-            end = start + size
-            if size == 0 or end > len(mm):
+            end = start + length
+            if kind == 0 or end > size_limit:
                 self.exhausted = True  # the unwritten tail of the segment
                 return
             if end > end_limit:
                 return
-            body = mm[start:end]
-            if zlib.crc32(body) != crc:
-                self.exhausted = True  # a torn frame from a crash: the caller never saw it return
+            payload = mm[start:end]
+            if zlib.crc32(payload) != crc or (kind != KIND_PARTITION and sid not in self._streams):
+                self.exhausted = True  # a torn frame from a crash: its caller never saw it return
                 return
             pos = position(self.segment_no, self.offset)
             self.offset = end
-            kind = body[0]
             if kind == KIND_PARTITION:
-                sid = _PARTITION.unpack_from(body)[1]
-                table, tenant, quarantined = orjson.loads(body[_PARTITION.size :])
+                table, tenant, quarantined = orjson.loads(payload)
                 self._streams[sid] = (table, tenant, bool(quarantined))
             elif kind == KIND_RECORD:
-                _, sid, us = _RECORD.unpack_from(body)
                 yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, body[_RECORD.size :], None)
+                yield JournalFrame(pos, self._streams[sid], us, payload, None)
             elif kind == KIND_QUARANTINE:
-                _, sid, us, rlen = _QUARANTINE.unpack_from(body)
-                reason = body[_QUARANTINE.size : _QUARANTINE.size + rlen].decode()
+                (rlen,) = _REASON.unpack_from(payload)
+                reason = payload[_REASON.size : _REASON.size + rlen].decode()
                 yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, body[_QUARANTINE.size + rlen :], reason)
+                yield JournalFrame(pos, self._streams[sid], us, payload[_REASON.size + rlen :], reason)
             else:
                 raise JournalCorruptError(str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}")
-        if self.offset + FRAME_OVERHEAD > len(mm):
+        if self.offset + FRAME_OVERHEAD > size_limit:
             self.exhausted = True
 
     def close(self) -> None:

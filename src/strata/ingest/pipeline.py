@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from strata.core.timeutil import US_PER_DAY
 from strata.ingest.batch import PartitionBuffer
 from strata.ingest.config import IngestConfig
-from strata.ingest.journal import JournalDir, SegmentAppender
+from strata.ingest.journal import KIND_QUARANTINE, KIND_RECORD, JournalDir, SegmentAppender, quarantine_payload
 from strata.ingest.shape import Kind
 from strata.ingest.statelog import BatchKey
 
@@ -54,7 +54,7 @@ class Pipeline:
 
     def accept(self, table: str, tenant: str, ingested_us: int, payload: bytes) -> None:
         """Journal one encoded record and buffer it; the caller holds ``self.lock``."""
-        pos = self.appender.append_record((table, tenant, False), ingested_us, payload)
+        pos = self.appender.append(KIND_RECORD, (table, tenant, False), ingested_us, payload)
         self.counters.accepted += 1
         if self.spill_from is not None:
             return
@@ -77,7 +77,9 @@ class Pipeline:
 
     def accept_quarantined(self, table: str, tenant: str, ingested_us: int, reason: str, payload: bytes) -> None:
         """Journal and buffer a record that conflicts with its table's shape."""
-        pos = self.appender.append_quarantined((table, tenant, True), ingested_us, reason, payload)
+        pos = self.appender.append(
+            KIND_QUARANTINE, (table, tenant, True), ingested_us, quarantine_payload(reason, payload)
+        )
         self.counters.accepted += 1
         self.counters.quarantined += 1
         if self.spill_from is not None:

@@ -29,7 +29,8 @@ from strata.ingest.batch import (
     records_table,
     to_parquet,
 )
-from strata.ingest.journal import JournalFrame, SegmentScanner, position, segment_of
+from strata.ingest.durability import sync_range
+from strata.ingest.journal import JournalFrame, SegmentScanner, create_segment, position, segment_of
 from strata.ingest.pipeline import Pipeline
 from strata.ingest.statelog import BatchIntent, BatchKey, RecoveredState, StateLog
 from strata.lake.paths import BronzePartition
@@ -292,14 +293,32 @@ class Writer:
             return
         with self.p.lock:
             fd = os.dup(self.p.appender.fd)
+            written = self.p.appender.offset
         try:
-            os.fsync(fd)
+            sync_range(fd, written)
         finally:
             os.close(fd)
         self._last_fsync = time.monotonic()
 
+    def _prepare_spare_segment(self) -> None:
+        p = self.p
+        with p.lock:
+            if not p.appender.needs_spare():
+                return
+            number = p.appender.take_spare_number()
+        fd, mm = create_segment(p.journal, number, self.config.segment_bytes, prefault=True)
+        with p.lock:
+            if number > p.appender.segment_no:
+                p.appender.install_spare(number, fd, mm)
+                return
+        # A caller rolled past it meanwhile; using it now would move positions backwards.
+        mm.close()
+        os.close(fd)
+        p.journal.delete_segment(number)
+
     def _housekeeping(self) -> None:
         p = self.p
+        self._prepare_spare_segment()
         interval = self.config.fsync_interval_s
         if interval is not None and time.monotonic() - self._last_fsync >= interval:
             self._fsync_journal()
@@ -311,9 +330,9 @@ class Writer:
             if p.spill_from is not None:
                 starts.append(self._scanner.pos if self._scanner is not None else p.spill_from)
             low = min(starts, default=p.appender.head)
+            low = min(low, p.appender.head)
             active = p.appender.segment_no
-        low = min(low, p.appender.head)
-        old = [n for n in p.journal.segment_numbers() if n < segment_of(low) and n != active]
+        old = [n for n in p.journal.segment_numbers() if n < min(segment_of(low), active)]
         if old:
             with p.lock:
                 p.save_shapes()
