@@ -53,13 +53,16 @@ class PartitionBuffer:
         self.reasons: list[str] | None = [] if key[3] else None
         self.path = path  # set when the batch is rebuilt for an intent recorded before a crash
 
-    def add(self, pos: int, ingested_us: int, payload: bytes, reason: str | None) -> None:
+    def add(self, pos: int, ingested_us: int, payload: bytes, count: int, reason: str | None) -> None:
         self.lines += payload
-        self.ingested_us.append(ingested_us)
+        if count == 1:
+            self.ingested_us.append(ingested_us)
+        else:
+            self.ingested_us.extend([ingested_us] * count)
         if self.reasons is not None:
             self.reasons.append(reason or "")
         self.last = pos
-        self.count += 1
+        self.count += count
 
     @property
     def nbytes(self) -> int:
@@ -93,7 +96,8 @@ def records_table(buffer: PartitionBuffer, shape: Mapping[str, Kind], source_ser
         try:
             table = pa_json.read_json(
                 pa.BufferReader(pa.py_buffer(buffer.lines)),
-                read_options=pa_json.ReadOptions(block_size=4 << 20),
+                # Single-threaded: the writer process stays on one core beside the service.
+                read_options=pa_json.ReadOptions(use_threads=False, block_size=4 << 20),
                 parse_options=pa_json.ParseOptions(
                     explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore"
                 ),

@@ -4,8 +4,9 @@
         client.ingest("profiles", tenant="acme", record={"id": 1, "name": "Ana"})
 
 ``ingest`` validates, encodes and journals the record, then returns: a memory copy into a
-mapped journal segment, never a call to the lake. A background writer batches records per
-(table, tenant, day) into Parquet files. See ``pipeline`` and ``writer`` for the mechanics.
+mapped journal segment, never a call to the lake. A writer process follows the journal and
+batches records per (table, tenant, day) into Parquet files (see ``writer``); running it
+in its own process keeps its work off the caller's GIL.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ from strata.core.logging import fields, get_logger
 from strata.core.timeutil import Clock, now_us
 from strata.ingest.config import IngestConfig
 from strata.ingest.errors import ClientClosedError, FlushTimeoutError, InvalidRecordError
-from strata.ingest.journal import JournalDir
-from strata.ingest.pipeline import Pipeline
-from strata.ingest.shape import UnsupportedValueError, Verdict, classify
+from strata.ingest.journal import (
+    KIND_BATCH,
+    KIND_QUARANTINE,
+    KIND_RECORD,
+    JournalDir,
+    SegmentAppender,
+    batch_payload,
+    create_segment,
+    quarantine_payload,
+)
+from strata.ingest.shape import Kind, UnsupportedValueError, Verdict, classify
 from strata.ingest.stats import IngestStats
-from strata.ingest.statelog import StateLog
-from strata.ingest.writer import Writer
+from strata.ingest.supervisor import WriterSupervisor
 from strata.lake.storage import LakeStorage, open_lake
 
 log = get_logger(__name__)
@@ -41,6 +49,10 @@ _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_APPEND_NE
 _NESTED_OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
 Signature = tuple[str, tuple[object, ...], tuple[type, ...]]
+
+# Records per journal frame for ingest_many: big enough to amortise framing, small enough
+# that one frame never approaches a segment's size.
+_BATCH_FRAME_RECORDS: Final = 2_000
 
 
 def _encode_extra(value: object) -> object:
@@ -78,25 +90,31 @@ class IngestClient:
         self.storage = lake if isinstance(lake, LakeStorage) else open_lake(lake, storage_options)
         root = Path(journal_dir) if journal_dir is not None else default_journal_root()
         self._journal = JournalDir.claim(root / self.namespace / self.source_service)
-        recovered = StateLog.recover(self._journal.path / "state.log")
-        self._pipeline = Pipeline(self._journal, self.config)
-        self._lock = self._pipeline.lock
+        self._lock = threading.Lock()
         self._clock = clock
+        self._shapes: dict[str, dict[str, Kind]] = self._journal.read_shapes()  # type: ignore[assignment]
+        self._appender = SegmentAppender(self._journal, self.config.segment_bytes)
+        for table, shape in self._shapes.items():
+            self._appender.declare_shape(table, shape)
+        self._max_payload = min(self.config.batch_max_bytes, self._appender.max_payload())
         self._streams: dict[tuple[object, object], str] = {}
         self._verdicts: dict[Signature, Verdict] = {}
-        self._learn_lock = threading.Lock()
+        self._accepted = 0
+        self._rejected = 0
+        self._quarantined = 0
         self._closed = False
-        self._max_payload = min(self.config.batch_max_bytes, self.config.segment_bytes // 4)
-        self._writer = Writer(
-            self._pipeline,
-            self.storage,
-            StateLog(self._journal.path / "state.log", fsync=self.config.fsync_interval_s is not None),
-            recovered,
+        self._spare_wanted = threading.Event()
+        self._spare_wanted.set()
+        threading.Thread(target=self._prepare_spares, daemon=True, name="strata-journal-spare").start()
+        self._writer = WriterSupervisor(
+            journal=self._journal.path,
             namespace=self.namespace,
             source_service=self.source_service,
             session=uuid.uuid4().hex,
+            live_from=self._appender.first_segment,
+            config=self.config,
+            storage_spec=self.storage.spec(),
         )
-        self._writer.start()
         log.info(
             "ingest client started",
             extra=fields(namespace=self.namespace, journal=str(self._journal.path), lake=self.storage.url),
@@ -117,10 +135,7 @@ class IngestClient:
         with self._lock:
             if self._closed:
                 raise ClientClosedError
-            if verdict.conflict is None:
-                self._pipeline.accept(table, tenant_id, ingested_us, payload)
-            else:
-                self._pipeline.accept_quarantined(table, tenant_id, ingested_us, verdict.conflict, payload)
+            self._append(table, tenant_id, ingested_us, payload, verdict.conflict)
 
     def ingest_many(self, table: str, tenant: str | int, records: Iterable[Mapping[str, Any]]) -> int:
         """Accept records all-or-nothing: if one is invalid, none is journaled."""
@@ -136,16 +151,65 @@ class IngestClient:
                 raise InvalidRecordError(table, tenant_id, exc.reason, field=exc.field, index=index) from None
             except (AttributeError, TypeError):
                 raise self._reject(table, tenant_id, f"record must be a dict, got {type(record).__name__}", index=index) from None
-        accept, quarantine = self._pipeline.accept, self._pipeline.accept_quarantined
+        clean = [payload for payload, conflict in encoded if conflict is None]
         with self._lock:
             if self._closed:
                 raise ClientClosedError
+            # Clean records travel as one frame (cheap for both ends); conflicts one by one.
+            chunk: list[bytes] = []
+            size = 0
+            for payload in clean:
+                if chunk and (len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > self._max_payload):
+                    self._append_batch(table, tenant_id, ingested_us, chunk)
+                    chunk, size = [], 0
+                chunk.append(payload)
+                size += len(payload)
+            if chunk:
+                self._append_batch(table, tenant_id, ingested_us, chunk)
             for payload, conflict in encoded:
-                if conflict is None:
-                    accept(table, tenant_id, ingested_us, payload)
-                else:
-                    quarantine(table, tenant_id, ingested_us, conflict, payload)
+                if conflict is not None:
+                    self._append(table, tenant_id, ingested_us, payload, conflict)
         return len(encoded)
+
+    def _append_batch(self, table: str, tenant: str, ingested_us: int, payloads: list[bytes]) -> None:
+        appender = self._appender
+        segment = appender.segment_no
+        appender.append(KIND_BATCH, (table, tenant, False), ingested_us, batch_payload(payloads))
+        self._accepted += len(payloads)
+        if appender.segment_no != segment:
+            self._spare_wanted.set()
+
+    def _append(self, table: str, tenant: str, ingested_us: int, payload: bytes, conflict: str | None) -> None:
+        """Journal one encoded record; the caller holds ``self._lock``."""
+        appender = self._appender
+        segment = appender.segment_no
+        if conflict is None:
+            appender.append(KIND_RECORD, (table, tenant, False), ingested_us, payload)
+        else:
+            appender.append(KIND_QUARANTINE, (table, tenant, True), ingested_us, quarantine_payload(conflict, payload))
+            self._quarantined += 1
+        self._accepted += 1
+        if appender.segment_no != segment:
+            self._spare_wanted.set()  # the spare was used: prepare the next one
+
+    def _prepare_spares(self) -> None:
+        """Keep one prefaulted segment ready so a roll-over is a swap, not file creation."""
+        while self._spare_wanted.wait():
+            self._spare_wanted.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                if not self._appender.needs_spare():
+                    continue
+                number = self._appender.take_segment_number()
+            tmp = self._journal.spare_path(number)
+            fd, mm = create_segment(tmp, number, self.config.segment_bytes, prefault=True)
+            with self._lock:
+                if not self._closed and self._appender.install_spare(number, fd, mm, tmp):
+                    continue
+            mm.close()
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
 
     def _check_stream(self, table: object, tenant: object) -> str:
         try:
@@ -153,29 +217,31 @@ class IngestClient:
             tenant_id = validate_tenant(tenant)
         except InvalidIdentifierError:
             with self._lock:
-                self._pipeline.counters.rejected += 1
+                self._rejected += 1
             raise
         self._streams[(table, tenant)] = tenant_id
         return tenant_id
 
     def _reject(self, table: str, tenant: str, reason: str, *, field: str | None = None, index: int | None = None) -> InvalidRecordError:
         with self._lock:
-            self._pipeline.counters.rejected += 1
+            self._rejected += 1
         return InvalidRecordError(table, tenant, reason, field=field, index=index)
 
     def _learn(self, sig: Signature, tenant: str) -> Verdict:
         """Classify a new signature against its table's shape, growing the shape if needed."""
         table, keys, types = sig
-        with self._learn_lock, self._lock:
-            shape = self._pipeline.shapes.setdefault(table, {})
+        with self._lock:
+            shape = self._shapes.setdefault(table, {})
             try:
                 verdict = classify(table, keys, types, shape)
             except UnsupportedValueError as exc:
-                self._pipeline.counters.rejected += 1
+                self._rejected += 1
                 raise InvalidRecordError(table, tenant, exc.reason, field=exc.field) from None
             if verdict.shape_changes:
                 shape.update(verdict.shape_changes)
-                self._pipeline.save_shapes()
+                self._journal.write_json("shapes.json", self._shapes)
+                self._appender.declare_shape(table, shape)
+                self._max_payload = min(self.config.batch_max_bytes, self._appender.max_payload())
             self._verdicts[sig] = verdict
         return verdict
 
@@ -216,44 +282,32 @@ class IngestClient:
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every record accepted before this call is committed to the lake."""
-        p = self._pipeline
         with self._lock:
-            target = p.appender.head
-        with p.progress:
-            p.flush_target = max(p.flush_target, target)
-            p.wake.set()
-            done = p.progress.wait_for(
-                lambda: p.low_water >= target or p.fatal is not None or not self._writer.thread.is_alive(),
-                timeout,
-            )
-        if p.fatal is not None:
-            raise p.fatal
-        if not done or p.low_water < target:
-            raise FlushTimeoutError(timeout or 0.0, self.stats().journal_backlog, p.last_error)
+            target = self._appender.head
+        if not self._writer.wait_for(target, timeout):
+            raise FlushTimeoutError(timeout or 0.0, self.stats().journal_backlog, self._writer.status.last_error)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush, stop the writer and release the journal.
+        """Flush, stop the writer process and release the journal.
 
         If the lake stays unreachable for ``timeout`` seconds, the records stay in the
         journal and the next client on the same journal directory lands them.
         """
         if self._closed:
             return
+        abandon = False
         try:
             self.flush(timeout)
         except FlushTimeoutError as exc:
             log.warning("closing with records still in the journal", extra=fields(backlog=exc.backlog))
-            self._writer.abandon = True
+            abandon = True
         finally:
             with self._lock:
                 self._closed = True
-            self._writer.stop.set()
-            self._pipeline.wake.set()
-            self._writer.thread.join()
-            self._writer.state_log.close()
+            self._spare_wanted.set()
+            self._writer.stop(abandon=abandon)
             with self._lock:
-                self._pipeline.save_shapes()
-                self._pipeline.appender.close()
+                self._appender.close()
             self._journal.close()
 
     def __enter__(self) -> IngestClient:
@@ -263,27 +317,29 @@ class IngestClient:
         self.close()
 
     def stats(self) -> IngestStats:
-        p = self._pipeline
+        status = self._writer.status
         with self._lock:
-            c = p.counters
-            segments = [n for n in p.journal.segment_numbers() if n <= p.appender.segment_no]
+            active = self._appender.segment_no
             journal_bytes = sum(
-                p.appender.offset if n == p.appender.segment_no else _size(p.journal.segment_path(n)) for n in segments
+                self._appender.offset if n == active else _size(self._journal.segment_path(n))
+                for n in self._journal.segment_numbers()
+                if n <= active
             )
-            return IngestStats(
-                accepted=c.accepted,
-                rejected=c.rejected,
-                quarantined=c.quarantined,
-                replayed=c.replayed,
-                written=c.written,
-                files_written=c.files_written,
-                retried=c.retried,
-                journal_backlog=c.accepted + c.replayed - c.written,
-                journal_bytes=journal_bytes,
-                buffered_bytes=p.buffered_bytes,
-                spilling=p.spill_from is not None,
-                last_error=p.last_error,
-            )
+            accepted, rejected, quarantined = self._accepted, self._rejected, self._quarantined
+        return IngestStats(
+            accepted=accepted,
+            rejected=rejected,
+            quarantined=quarantined,
+            replayed=status.replayed,
+            written=status.written,
+            files_written=status.files_written,
+            retried=status.retried,
+            journal_backlog=max(0, accepted + status.replayed - status.written),
+            journal_bytes=journal_bytes,
+            buffered_bytes=status.buffered_bytes,
+            writer_restarts=self._writer.restarts,
+            last_error=status.last_error,
+        )
 
 
 def _size(path: Path) -> int:

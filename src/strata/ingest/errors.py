@@ -59,3 +59,11 @@ class FlushTimeoutError(Transient):
             f"flush did not complete within {timeout:g}s; {backlog} records wait in the "
             f"journal and will land when the lake accepts writes{cause}"
         )
+
+
+class WriterFailedError(Terminal):
+    """The writer process keeps failing; records stay in the journal for the next client."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the ingest writer process failed: {reason}")

@@ -25,10 +25,9 @@ import os
 import struct
 import uuid
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal, NamedTuple
 
 import orjson
 
@@ -36,14 +35,23 @@ from strata.ingest.errors import JournalCorruptError, JournalLockedError
 
 SEGMENT_MAGIC: Final = b"STRJ\x02\x00\x00\x00"
 SEGMENT_HEADER: Final = 16  # magic (8) + segment number (8)
-# [u32 payload length][u32 crc32(payload)][u8 kind][u32 stream id][i64 ingested_us][payload]
-_FRAME: Final = struct.Struct("<IIBIq")
-FRAME_OVERHEAD: Final = _FRAME.size
+# [u32 seal][u32 payload length][u8 kind][u32 stream id][i64 ingested_us][payload]
+# ``seal`` is the crc32 of everything after it (never 0), stored last: a reader that sees a
+# seal matching the bytes it covers has a whole frame, whatever order the stores became
+# visible in; a zero or mismatching seal is a frame still being written (or torn).
+_SEAL: Final = struct.Struct("<I")
+_HEADER: Final = struct.Struct("<IBIq")
+FRAME_OVERHEAD: Final = _SEAL.size + _HEADER.size
 _REASON: Final = struct.Struct("<H")  # quarantine payloads start with their reason's length
 
 KIND_PARTITION: Final = 1  # payload: JSON [table, tenant, quarantined]; declares a stream id
 KIND_RECORD: Final = 2  # payload: the record's JSON line
 KIND_QUARANTINE: Final = 3  # payload: reason length, reason, the record's JSON line
+KIND_SHAPE: Final = 4  # payload: JSON [table, {field: kind}]
+KIND_END: Final = 5  # payload: the next segment's number; nothing follows in this segment
+KIND_BATCH: Final = 6  # payload: u32 record count, then that many JSON lines (one ingest_many)
+_COUNT: Final = struct.Struct("<I")
+_END_RESERVE: Final = 64  # kept free at the end of every segment for its END frame
 
 _PREFAULT_STEP: Final = 1 << 20
 
@@ -59,32 +67,46 @@ def segment_of(pos: int) -> int:
     return pos >> 32
 
 
-@dataclass(frozen=True, slots=True)
-class JournalFrame:
-    """A record frame read back from a segment."""
+class JournalFrame(NamedTuple):
+    """Records read back from one frame (a tuple: the writer reads millions of these)."""
 
     pos: int
     stream: StreamKey
     ingested_us: int
-    payload: bytes  # the JSON line, newline included
+    payload: bytes  # JSON lines, newline included
+    count: int  # records in the payload: 1, or more for an ingest_many batch
     reason: str | None  # quarantine reason, None for regular records
 
 
 class JournalDir:
     """The directory, its lock and its metadata; shared by the appender and the writer."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, role: Literal["producer", "writer"] = "producer") -> None:
+        """Open a journal directory as its producer (the client) or as its writer process.
+
+        Each role holds its own lock: one producer per slot, and one writer process per
+        slot, so a writer left over from a dead producer finishes before the next starts.
+        """
         self.path = Path(path).absolute()
         self.segments = self.path / "segments"
         self.segments.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise JournalLockedError(str(self.path)) from None
+        self.role = role
+        self._lock_fd = os.open(self.path / f"{role}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if role == "producer":
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise JournalLockedError(str(self.path)) from None
+        else:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # waits for a previous writer to exit
         meta = self._read_json("journal.json") or {}
         self.journal_id = str(meta.get("journal_id") or uuid.uuid4())
+        if role == "writer":
+            self._next_segment = -1
+            return
+        for leftover in self.segments.glob(".*.tmp"):
+            leftover.unlink()  # a spare segment that was being prepared when a process died
         existing = self.segment_numbers()
         self._next_segment = max([int(meta.get("next_segment", 0)), *(n + 1 for n in existing)])
         self._write_meta()
@@ -137,6 +159,9 @@ class JournalDir:
     def segment_path(self, number: int) -> Path:
         return self.segments / f"{number:016d}.seg"
 
+    def spare_path(self, number: int) -> Path:
+        return self.segments / f".{number:016d}.seg.tmp"
+
     def segment_numbers(self) -> list[int]:
         return sorted(int(p.stem) for p in self.segments.glob("*.seg") if p.stem.isdigit())
 
@@ -150,15 +175,15 @@ class JournalDir:
             self._lock_fd = -1
 
 
-def create_segment(journal: JournalDir, number: int, size: int, *, prefault: bool) -> tuple[int, mmap.mmap]:
-    """Create a segment file and map it.
+def create_segment(path: Path, number: int, size: int, *, prefault: bool) -> tuple[int, mmap.mmap]:
+    """Create a segment file at ``path`` and map it.
 
-    With ``prefault`` (the writer thread preparing the next segment) the blocks are
+    With ``prefault`` (a helper thread preparing the next segment) the blocks are
     allocated and the pages put in the page cache with ``pwrite`` of zeros, which releases
     the GIL. Appends into such a segment are a plain memory copy; into a sparse one, every
     new page costs a fault and a block allocation (tens of microseconds, at times more).
     """
-    fd = os.open(journal.segment_path(number), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     if prefault:
         try:
             os.posix_fallocate(fd, 0, size)
@@ -175,16 +200,18 @@ def create_segment(journal: JournalDir, number: int, size: int, *, prefault: boo
 
 
 class SegmentAppender:
-    """The caller-side end of the journal: appends frames into a mapped segment.
+    """The producer's end of the journal: appends frames into a mapped segment.
 
-    Not thread-safe by itself; the client holds its lock around every call. The writer
-    thread prepares the next segment ahead of time (``prepare_spare``) so that rolling
-    over is a swap, not file creation on a caller's thread.
+    Not thread-safe by itself; the client holds its lock around every call. A helper
+    thread prepares the next segment ahead of time (``prepare_spare``) so that rolling over
+    is a swap, not file creation on a caller's thread. Each full segment ends with an END
+    frame naming the next segment, which is how the writer process follows the producer.
     """
 
     def __init__(self, journal: JournalDir, segment_bytes: int) -> None:
         self._journal = journal
         self._size = segment_bytes
+        self._limit = segment_bytes - _END_RESERVE
         self._fd = -1
         self._mm: mmap.mmap | None = None
         self._spare: tuple[int, int, mmap.mmap] | None = None
@@ -192,7 +219,9 @@ class SegmentAppender:
         self.offset = 0
         self._base = 0
         self.stream_ids: dict[StreamKey, int] = {}
-        self._roll()
+        self.shapes: dict[str, bytes] = {}  # table -> encoded shape, re-declared per segment
+        self._open(self._journal.take_segment_number(), None)
+        self.first_segment = self.segment_no
 
     @property
     def head(self) -> int:
@@ -206,23 +235,38 @@ class SegmentAppender:
     def needs_spare(self) -> bool:
         return self._spare is None
 
-    def take_spare_number(self) -> int:
+    def take_segment_number(self) -> int:
         return self._journal.take_segment_number()
 
-    def install_spare(self, number: int, fd: int, mm: mmap.mmap) -> None:
+    def install_spare(self, number: int, fd: int, mm: mmap.mmap, tmp_path: Path) -> bool:
+        """Adopt a prepared segment if it is still ahead of the active one."""
+        if number <= self.segment_no or self._mm is None:
+            return False
+        os.replace(tmp_path, self._journal.segment_path(number))
         self._spare = (number, fd, mm)
+        return True
 
-    def _roll(self) -> None:
-        self._close_segment()
-        if self._spare is not None:
-            self.segment_no, self._fd, self._mm = self._spare
-            self._spare = None
-        else:
-            self.segment_no = self._journal.take_segment_number()
-            self._fd, self._mm = create_segment(self._journal, self.segment_no, self._size, prefault=False)
-        self._base = position(self.segment_no, 0)
+    def _open(self, number: int, prepared: tuple[int, mmap.mmap] | None) -> None:
+        if prepared is None:
+            prepared = create_segment(self._journal.segment_path(number), number, self._size, prefault=False)
+        self.segment_no = number
+        self._fd, self._mm = prepared
+        self._base = position(number, 0)
         self.offset = SEGMENT_HEADER
         self.stream_ids = {}
+        for table, shape in self.shapes.items():
+            self._frame(KIND_SHAPE, 0, 0, orjson.dumps([table, orjson.Fragment(shape)]))
+
+    def _roll(self) -> None:
+        if self._spare is not None:
+            number, fd, mm = self._spare
+            self._spare = None
+            prepared: tuple[int, mmap.mmap] | None = (fd, mm)
+        else:
+            number, prepared = self._journal.take_segment_number(), None
+        self._frame(KIND_END, 0, 0, str(number).encode(), limit=self._size)
+        self._close_segment()
+        self._open(number, prepared)
 
     def _close_segment(self) -> None:
         if self._mm is not None:
@@ -232,28 +276,30 @@ class SegmentAppender:
             os.close(self._fd)
             self._fd = -1
 
-    def fits(self, size: int) -> bool:
-        """Whether a payload of ``size`` bytes fits in a segment at all."""
-        return SEGMENT_HEADER + 2 * FRAME_OVERHEAD + size + 512 <= self._size
+    def max_payload(self) -> int:
+        """The largest record payload that fits in a fresh segment beside its declarations."""
+        shapes = sum(len(s) + 64 for s in self.shapes.values())
+        return self._limit - SEGMENT_HEADER - 3 * FRAME_OVERHEAD - 1024 - shapes
 
     def _declare(self, stream: StreamKey) -> int:
         sid = len(self.stream_ids)
-        body = orjson.dumps([stream[0], stream[1], stream[2]])
-        self._frame(KIND_PARTITION, sid, 0, body)
+        if self._frame(KIND_PARTITION, sid, 0, orjson.dumps([stream[0], stream[1], stream[2]])) < 0:
+            return -1
         self.stream_ids[stream] = sid
         return sid
 
-    def _frame(self, kind: int, sid: int, ingested_us: int, payload: bytes) -> int:
+    def _frame(self, kind: int, sid: int, ingested_us: int, payload: bytes, limit: int = 0) -> int:
         off = self.offset
         start = off + FRAME_OVERHEAD
         end = start + len(payload)
-        if end > self._size:
+        if end > (limit or self._limit):
             return -1
         mm = self._mm
         assert mm is not None  # noqa: S101 - invariant: a segment is open between rolls
+        header = _HEADER.pack(len(payload), kind, sid, ingested_us)
+        mm[off + _SEAL.size : start] = header
         mm[start:end] = payload
-        # The header goes in last: a frame without one is a frame that never returned.
-        _FRAME.pack_into(mm, off, len(payload), zlib.crc32(payload), kind, sid, ingested_us)
+        _SEAL.pack_into(mm, off, zlib.crc32(payload, zlib.crc32(header)) or 1)  # last: publishes the frame
         self.offset = end
         return self._base | off
 
@@ -261,12 +307,19 @@ class SegmentAppender:
         """Append one record frame and return its position."""
         sid = self.stream_ids.get(stream)
         if sid is None:
-            sid = self._declare(stream) if self.offset + 512 < self._size else -1
+            sid = self._declare(stream)
         pos = self._frame(kind, sid, ingested_us, payload) if sid >= 0 else -1
         if pos < 0:
             self._roll()
             pos = self._frame(kind, self._declare(stream), ingested_us, payload)
         return pos
+
+    def declare_shape(self, table: str, shape: Mapping[str, str]) -> None:
+        """Record a table's (grown) shape so the writer can type the records that follow."""
+        encoded = orjson.dumps(dict(shape))
+        self.shapes[table] = encoded
+        if self._frame(KIND_SHAPE, 0, 0, orjson.dumps([table, orjson.Fragment(encoded)])) < 0:
+            self._roll()  # the new segment starts by declaring every shape, this one included
 
     def close(self) -> None:
         self._close_segment()
@@ -278,6 +331,13 @@ class SegmentAppender:
             self._spare = None
 
 
+_STREAM_KINDS: Final = frozenset({KIND_RECORD, KIND_QUARANTINE, KIND_BATCH})
+
+
+def batch_payload(lines: list[bytes]) -> bytes:
+    return _COUNT.pack(len(lines)) + b"".join(lines)
+
+
 def quarantine_payload(reason: str, record_json: bytes) -> bytes:
     encoded = reason.encode()[:65535]
     return _REASON.pack(len(encoded)) + encoded + record_json
@@ -286,12 +346,15 @@ def quarantine_payload(reason: str, record_json: bytes) -> bytes:
 class SegmentScanner:
     """Reads record frames of one segment in order, resuming where the last read stopped.
 
-    Used for replay after a crash and for catching up after the writer fell behind; it
-    holds its own read-only mapping so the appender may roll or close meanwhile.
+    The writer process follows the producer with it: a zero header is "nothing yet" in a
+    live segment and "the end" in a segment a dead producer left; an END frame names the
+    segment that follows. Shape declarations are merged into ``shapes`` as they are met.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shapes: dict[str, dict[str, str]], *, live: bool) -> None:
         self.path = path
+        self.live = live
+        self.shapes = shapes
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < SEGMENT_HEADER:
@@ -300,51 +363,79 @@ class SegmentScanner:
         if self._mm[:8] != SEGMENT_MAGIC:
             self._mm.close()
             raise JournalCorruptError(str(path), "bad magic")
+        self._view = memoryview(self._mm)  # zero-copy slices for checksums
         self.segment_no = int.from_bytes(self._mm[8:16], "little")
         self.offset = SEGMENT_HEADER
-        self.exhausted = False  # a zero or torn header: nothing valid follows
+        self.exhausted = False  # no frame will ever follow
+        self.next_segment: int | None = None  # from the END frame, when there is one
         self._streams: dict[int, StreamKey] = {}
 
     @property
     def pos(self) -> int:
         return position(self.segment_no, self.offset)
 
-    def read(self, limit_offset: int | None = None, max_frames: int = 1 << 62) -> Iterator[JournalFrame]:
-        """Yield record frames from the current offset up to ``limit_offset`` (exclusive)."""
+    def read(self, max_frames: int) -> Iterator[JournalFrame]:
+        """Yield up to ``max_frames`` record frames from the current offset."""
         mm = self._mm
-        size_limit = len(mm)
-        end_limit = size_limit if limit_offset is None else min(limit_offset, size_limit)
+        size = len(mm)
         yielded = 0
-        while yielded < max_frames and self.offset + FRAME_OVERHEAD <= end_limit:
-            length, crc, kind, sid, us = _FRAME.unpack_from(mm, self.offset)
+        while yielded < max_frames and not self.exhausted:
+            if self.offset + FRAME_OVERHEAD > size:
+                self.exhausted = True
+                return
+            (seal,) = _SEAL.unpack_from(mm, self.offset)
+            header_at = self.offset + _SEAL.size
             start = self.offset + FRAME_OVERHEAD
+            length, kind, sid, us = _HEADER.unpack_from(mm, header_at)
             end = start + length
-            if kind == 0 or end > size_limit:
-                self.exhausted = True  # the unwritten tail of the segment
+            if seal == 0 or end > size:
+                self.exhausted = not self.live  # a live producer may still write here
                 return
-            if end > end_limit:
-                return
-            payload = mm[start:end]
-            if zlib.crc32(payload) != crc or (kind != KIND_PARTITION and sid not in self._streams):
-                self.exhausted = True  # a torn frame from a crash: its caller never saw it return
+            view = self._view
+            if (zlib.crc32(view[start:end], zlib.crc32(view[header_at:start])) or 1) != seal or (
+                kind in _STREAM_KINDS and sid not in self._streams
+            ):
+                # Live: the producer is mid-append. Otherwise: torn by a crash, and the
+                # caller of that append never saw it return.
+                self.exhausted = not self.live
                 return
             pos = position(self.segment_no, self.offset)
             self.offset = end
-            if kind == KIND_PARTITION:
-                table, tenant, quarantined = orjson.loads(payload)
-                self._streams[sid] = (table, tenant, bool(quarantined))
-            elif kind == KIND_RECORD:
+            if kind == KIND_RECORD:
                 yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, payload, None)
+                yield JournalFrame(pos, self._streams[sid], us, mm[start:end], 1, None)
+            elif kind == KIND_BATCH:
+                (count,) = _COUNT.unpack_from(mm, start)
+                yielded += count
+                yield JournalFrame(pos, self._streams[sid], us, mm[start + _COUNT.size : end], count, None)
             elif kind == KIND_QUARANTINE:
+                payload = mm[start:end]
                 (rlen,) = _REASON.unpack_from(payload)
                 reason = payload[_REASON.size : _REASON.size + rlen].decode()
                 yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, payload[_REASON.size + rlen :], reason)
+                yield JournalFrame(pos, self._streams[sid], us, payload[_REASON.size + rlen :], 1, reason)
+            elif kind == KIND_PARTITION:
+                payload = mm[start:end]
+                table, tenant, quarantined = orjson.loads(payload)
+                self._streams[sid] = (table, tenant, bool(quarantined))
+            elif kind == KIND_SHAPE:
+                table, shape = orjson.loads(mm[start:end])
+                merge_shape(self.shapes.setdefault(table, {}), shape)
+            elif kind == KIND_END:
+                self.next_segment = int(mm[start:end])
+                self.exhausted = True
+                return
             else:
                 raise JournalCorruptError(str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}")
-        if self.offset + FRAME_OVERHEAD > size_limit:
-            self.exhausted = True
 
     def close(self) -> None:
+        self._view.release()
         self._mm.close()
+
+
+def merge_shape(held: dict[str, str], declared: Mapping[str, str]) -> None:
+    """Shapes only grow: a declaration adds fields and widens int to float, never narrows."""
+    for name, kind in declared.items():
+        current = held.get(name)
+        if current is None or (current == "int" and kind == "float"):
+            held[name] = kind

@@ -16,8 +16,8 @@ class IngestStats:
     retried: int  # lake writes that failed and were retried
     journal_backlog: int  # records journaled but not yet committed to the lake
     journal_bytes: int  # bytes of journal segments on disk
-    buffered_bytes: int  # bytes of records waiting in memory
-    spilling: bool  # true while records wait only in the journal (memory limit or replay)
+    buffered_bytes: int  # bytes of records waiting in the writer's memory
+    writer_restarts: int  # times the writer process died and was started again
     last_error: str | None  # the most recent lake error, cleared when a write succeeds
 
     def as_dict(self) -> dict[str, object]:

@@ -8,6 +8,7 @@ not at all, and writing the same path again replaces it (so a retried batch is o
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from abc import ABC, abstractmethod
@@ -40,7 +41,11 @@ class LakeStorage(ABC):
     url: str
 
     @abstractmethod
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def spec(self) -> dict[str, Any]:
+        """How to open this same storage in another process (see ``storage_from_spec``)."""
+
+    @abstractmethod
+    def write_atomic(self, path: str, data: bytes | memoryview) -> None:
         """Write ``data`` so readers see the whole file or nothing; overwrite if present."""
 
     @abstractmethod
@@ -65,17 +70,23 @@ class LocalStorage(LakeStorage):
         self.root = Path(root).absolute()
         self.url = str(self.root)
         self.fsync = fsync
+        self._known_dirs: set[Path] = set()  # partitions already created: skip the mkdir walk
+
+    def spec(self) -> dict[str, Any]:
+        return {"factory": "strata.lake.storage:LocalStorage", "kwargs": {"root": str(self.root), "fsync": self.fsync}}
 
     def _full(self, path: str) -> Path:
         if path.startswith("/") or ".." in path.split("/"):
             raise ConfigError(f"lake paths are relative and may not leave the lake: {path!r}")
         return self.root / path
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes | memoryview) -> None:
         target = self._full(path)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._known_dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._known_dirs.add(target.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 view = memoryview(data)
@@ -130,19 +141,26 @@ class FsspecStorage(LakeStorage):
     appears whole or not at all: the atomicity the writer needs, without a rename.
     """
 
-    def __init__(self, url: str, fs: Any, root: str) -> None:
+    def __init__(self, url: str, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.url = url
         self.fs = fs
         self.root = root.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "factory": "strata.lake.storage:open_lake",
+            "kwargs": {"url": self.url, "storage_options": self.storage_options},
+        }
 
     def _full(self, path: str) -> str:
         if path.startswith("/") or ".." in path.split("/"):
             raise ConfigError(f"lake paths are relative and may not leave the lake: {path!r}")
         return f"{self.root}/{path}" if path else self.root
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes | memoryview) -> None:
         try:
-            self.fs.pipe_file(self._full(path), data)
+            self.fs.pipe_file(self._full(path), bytes(data))
         except Exception as exc:  # fsspec backends raise anything from OSError to botocore errors
             raise LakeUnavailableError(self.url, f"write {path}", exc) from exc
 
@@ -190,4 +208,18 @@ def open_lake(url: str, storage_options: Mapping[str, Any] | None = None) -> Lak
         raise ConfigError(f"no driver for lake URL {url!r}{hint}") from exc
     except ValueError as exc:
         raise ConfigError(f"unsupported lake URL {url!r}: {exc}") from exc
-    return FsspecStorage(url, fs, root)
+    return FsspecStorage(url, fs, root, storage_options)
+
+
+def storage_from_spec(spec: Mapping[str, Any]) -> LakeStorage:
+    """Rebuild a storage from ``LakeStorage.spec()`` (used by the writer process)."""
+    module_name, _, attr = str(spec["factory"]).partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    kwargs = dict(spec.get("kwargs", {}))
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and "factory" in value:
+            kwargs[key] = storage_from_spec(value)
+    storage = factory(**kwargs)
+    if not isinstance(storage, LakeStorage):
+        raise ConfigError(f"storage factory {spec['factory']} did not return a LakeStorage")
+    return storage
