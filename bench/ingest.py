@@ -38,23 +38,25 @@ def make_records(n: int, tenants: int, seed: int = 1) -> list[tuple[str, str, di
     for i in range(n):
         tenant = rng.choices(names, weights)[0]
         table = TABLES[i % 3]
-        out.append((
-            table,
-            tenant,
-            {
-                "id": i,
-                "company_id": tenant,
-                "worker_rut": f"{rng.randint(5_000_000, 25_000_000)}-{rng.randint(0, 9)}",
-                "project_id": rng.randint(1, 500),
-                "status": rng.choice(("active", "pending", "done")),
-                "score": round(rng.random() * 100, 2),
-                "passed": rng.random() > 0.1,
-                "created_at": base + dt.timedelta(seconds=rng.randint(0, 10_000_000)),
-                "updated_at": base + dt.timedelta(seconds=rng.randint(0, 10_000_000)),
-                "deleted_at": None,
-                "notes": "ok" if rng.random() > 0.5 else None,
-            },
-        ))
+        out.append(
+            (
+                table,
+                tenant,
+                {
+                    "id": i,
+                    "company_id": tenant,
+                    "worker_rut": f"{rng.randint(5_000_000, 25_000_000)}-{rng.randint(0, 9)}",
+                    "project_id": rng.randint(1, 500),
+                    "status": rng.choice(("active", "pending", "done")),
+                    "score": round(rng.random() * 100, 2),
+                    "passed": rng.random() > 0.1,
+                    "created_at": base + dt.timedelta(seconds=rng.randint(0, 10_000_000)),
+                    "updated_at": base + dt.timedelta(seconds=rng.randint(0, 10_000_000)),
+                    "deleted_at": None,
+                    "notes": "ok" if rng.random() > 0.5 else None,
+                },
+            )
+        )
     return out
 
 
@@ -66,10 +68,15 @@ def count_files(root: Path) -> int:
     return sum(1 for p in root.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def bench_sdk(records: list[tuple[str, str, dict[str, object]]], work: Path, batch: bool) -> dict[str, float]:
+def bench_sdk(
+    records: list[tuple[str, str, dict[str, object]]], work: Path, batch: bool
+) -> dict[str, float]:
     lake = work / ("lake-many" if batch else "lake")
     client = IngestClient(
-        str(lake), namespace="bench", source_service="bench", journal_dir=work / "journal",
+        str(lake),
+        namespace="bench",
+        source_service="bench",
+        journal_dir=work / "journal",
         config=IngestConfig(fsync_interval_s=1.0),
     )
     perf = time.perf_counter_ns
@@ -118,7 +125,9 @@ def bench_sdk(records: list[tuple[str, str, dict[str, object]]], work: Path, bat
     return out
 
 
-def bench_seed_baseline(records: list[tuple[str, str, dict[str, object]]], work: Path) -> dict[str, float]:
+def bench_seed_baseline(
+    records: list[tuple[str, str, dict[str, object]]], work: Path
+) -> dict[str, float]:
     """Seed 000's pseudocode: one Parquet file per record, written by the background task."""
     lake = work / "seed-lake"
     latencies = []
@@ -128,7 +137,9 @@ def bench_seed_baseline(records: list[tuple[str, str, dict[str, object]]], work:
         now = dt.datetime.now(dt.UTC)
         path = lake / BronzePartition("bench", table, tenant, now.date()).file(uuid.uuid4()).path
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist([{**rec, "ingested_at": now, "source_service": "bench"}]), path)
+        pq.write_table(
+            pa.Table.from_pylist([{**rec, "ingested_at": now, "source_service": "bench"}]), path
+        )
         latencies.append(time.perf_counter_ns() - t0)
     total = time.perf_counter() - start
     latencies.sort()
@@ -164,8 +175,12 @@ def main() -> None:
         "sdk_ingest_many": sdk_many,
         "baseline_seed_file_per_record": seed,
         "ratios": {
-            "throughput_vs_baseline": round(sdk["sustained_records_per_s"] / seed["sustained_records_per_s"], 1),
-            "fewer_files_factor": round(seed["files_per_10k_records"] / max(sdk["files_per_10k_records"], 1e-9), 1),
+            "throughput_vs_baseline": round(
+                sdk["sustained_records_per_s"] / seed["sustained_records_per_s"], 1
+            ),
+            "fewer_files_factor": round(
+                seed["files_per_10k_records"] / max(sdk["files_per_10k_records"], 1e-9), 1
+            ),
         },
         "targets": {
             "ingest_p99_us_max": 20,
@@ -175,7 +190,8 @@ def main() -> None:
                 "p99": sdk["ingest_p99_us"] <= 20,
                 "sustained_ingest": sdk["sustained_records_per_s"] >= 250_000,
                 "sustained_ingest_many": sdk_many["sustained_records_per_s"] >= 250_000,
-                "files": seed["files_per_10k_records"] / max(sdk["files_per_10k_records"], 1e-9) >= 100,
+                "files": seed["files_per_10k_records"] / max(sdk["files_per_10k_records"], 1e-9)
+                >= 100,
             },
         },
     }

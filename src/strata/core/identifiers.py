@@ -13,8 +13,13 @@ from typing import Final
 
 from strata.core.errors import InvalidIdentifierError
 
-NAME_RULE: Final = "must match [a-z][a-z0-9_]{0,62}: lowercase letter first, then lowercase letters, digits or '_'"
-TENANT_RULE: Final = "must match [a-z0-9][a-z0-9_-]{0,63}: lowercase letters, digits, '_' or '-', starting with a letter or digit"
+NAME_RULE: Final = (
+    "must match [a-z][a-z0-9_]{0,62}: lowercase letter first, then lowercase letters, digits or '_'"
+)
+TENANT_RULE: Final = (
+    "must match [a-z0-9][a-z0-9_-]{0,63}: lowercase letters, digits, '_' or '-', "
+    "starting with a letter or digit"
+)
 
 _NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _TENANT_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

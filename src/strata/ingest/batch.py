@@ -40,7 +40,17 @@ class PartitionBuffer:
     is what lets a batch be named by its range and rebuilt from the journal after a crash.
     """
 
-    __slots__ = ("count", "first", "ingested_us", "key", "last", "lines", "opened", "path", "reasons")
+    __slots__ = (
+        "count",
+        "first",
+        "ingested_us",
+        "key",
+        "last",
+        "lines",
+        "opened",
+        "path",
+        "reasons",
+    )
 
     def __init__(self, key: BatchKey, first: int, opened: float, path: str | None = None) -> None:
         self.key = key
@@ -53,7 +63,9 @@ class PartitionBuffer:
         self.reasons: list[str] | None = [] if key[3] else None
         self.path = path  # set when the batch is rebuilt for an intent recorded before a crash
 
-    def add(self, pos: int, ingested_us: int, payload: bytes, count: int, reason: str | None) -> None:
+    def add(
+        self, pos: int, ingested_us: int, payload: bytes, count: int, reason: str | None
+    ) -> None:
         self.lines += payload
         if count == 1:
             self.ingested_us.append(ingested_us)
@@ -85,10 +97,14 @@ class BatchEncodingError(Exception):
 
 
 def _timestamps(ingested_us: array[int]) -> pa.Array:
-    return pa.Array.from_buffers(TIMESTAMP_TYPE, len(ingested_us), [None, pa.py_buffer(ingested_us)])
+    return pa.Array.from_buffers(
+        TIMESTAMP_TYPE, len(ingested_us), [None, pa.py_buffer(ingested_us)]
+    )
 
 
-def records_table(buffer: PartitionBuffer, shape: Mapping[str, Kind], source_service: str) -> pa.Table:
+def records_table(
+    buffer: PartitionBuffer, shape: Mapping[str, Kind], source_service: str
+) -> pa.Table:
     """Arrow table of a regular batch: the shape's columns, then ingested_at and source_service."""
     n = buffer.count
     fields = [pa.field(name, _READ_TYPE[kind]) for name, kind in shape.items()]
@@ -116,17 +132,26 @@ def records_table(buffer: PartitionBuffer, shape: Mapping[str, Kind], source_ser
                     raise BatchEncodingError(f"column {name!r}: {exc}") from exc
             columns.append(column)
         schema_fields = [
-            pa.field(name, col.type, metadata={"strata.kind": kind} if kind in ("decimal", "json") else None)
+            pa.field(
+                name,
+                col.type,
+                metadata={"strata.kind": kind} if kind in ("decimal", "json") else None,
+            )
             for (name, kind), col in zip(shape.items(), columns, strict=True)
         ]
     else:
         columns, schema_fields = [], []
     columns += [_timestamps(buffer.ingested_us), pa.repeat(pa.scalar(source_service), n)]
-    schema_fields += [pa.field("ingested_at", TIMESTAMP_TYPE, nullable=False), pa.field("source_service", pa.string())]
+    schema_fields += [
+        pa.field("ingested_at", TIMESTAMP_TYPE, nullable=False),
+        pa.field("source_service", pa.string()),
+    ]
     return pa.Table.from_arrays(columns, schema=pa.schema(schema_fields))
 
 
-def quarantine_table(buffer: PartitionBuffer, source_service: str, reasons: list[str] | None = None) -> pa.Table:
+def quarantine_table(
+    buffer: PartitionBuffer, source_service: str, reasons: list[str] | None = None
+) -> pa.Table:
     """Quarantined records keep their original JSON, so nothing is lost to a schema."""
     records = bytes(buffer.lines).decode().split("\n")[: buffer.count]
     reason_list = reasons if reasons is not None else (buffer.reasons or [""] * buffer.count)

@@ -105,7 +105,9 @@ class IngestClient:
         self._closed = False
         self._spare_wanted = threading.Event()
         self._spare_wanted.set()
-        threading.Thread(target=self._prepare_spares, daemon=True, name="strata-journal-spare").start()
+        threading.Thread(
+            target=self._prepare_spares, daemon=True, name="strata-journal-spare"
+        ).start()
         self._writer = WriterSupervisor(
             journal=self._journal.path,
             namespace=self.namespace,
@@ -117,7 +119,9 @@ class IngestClient:
         )
         log.info(
             "ingest client started",
-            extra=fields(namespace=self.namespace, journal=str(self._journal.path), lake=self.storage.url),
+            extra=fields(
+                namespace=self.namespace, journal=str(self._journal.path), lake=self.storage.url
+            ),
         )
 
     # -- the hot path -----------------------------------------------------------------------
@@ -129,7 +133,9 @@ class IngestClient:
         try:
             sig: Signature = (table, tuple(record), tuple(map(type, record.values())))
         except (AttributeError, TypeError):
-            raise self._reject(table, tenant_id, f"record must be a dict, got {type(record).__name__}") from None
+            raise self._reject(
+                table, tenant_id, f"record must be a dict, got {type(record).__name__}"
+            ) from None
         verdict = self._verdicts.get(sig) or self._learn(sig, tenant_id)
         payload = self._encode(table, tenant_id, record, verdict)
         with self._lock:
@@ -137,7 +143,9 @@ class IngestClient:
                 raise ClientClosedError
             self._append(table, tenant_id, ingested_us, payload, verdict.conflict)
 
-    def ingest_many(self, table: str, tenant: str | int, records: Iterable[Mapping[str, Any]]) -> int:
+    def ingest_many(
+        self, table: str, tenant: str | int, records: Iterable[Mapping[str, Any]]
+    ) -> int:
         """Accept records all-or-nothing: if one is invalid, none is journaled."""
         ingested_us = self._clock()
         tenant_id = self._streams.get((table, tenant)) or self._check_stream(table, tenant)
@@ -148,9 +156,16 @@ class IngestClient:
                 verdict = self._verdicts.get(sig) or self._learn(sig, tenant_id)
                 encoded.append((self._encode(table, tenant_id, record, verdict), verdict.conflict))
             except InvalidRecordError as exc:
-                raise InvalidRecordError(table, tenant_id, exc.reason, field=exc.field, index=index) from None
+                raise InvalidRecordError(
+                    table, tenant_id, exc.reason, field=exc.field, index=index
+                ) from None
             except (AttributeError, TypeError):
-                raise self._reject(table, tenant_id, f"record must be a dict, got {type(record).__name__}", index=index) from None
+                raise self._reject(
+                    table,
+                    tenant_id,
+                    f"record must be a dict, got {type(record).__name__}",
+                    index=index,
+                ) from None
         clean = [payload for payload, conflict in encoded if conflict is None]
         with self._lock:
             if self._closed:
@@ -159,7 +174,9 @@ class IngestClient:
             chunk: list[bytes] = []
             size = 0
             for payload in clean:
-                if chunk and (len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > self._max_payload):
+                if chunk and (
+                    len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > self._max_payload
+                ):
                     self._append_batch(table, tenant_id, ingested_us, chunk)
                     chunk, size = [], 0
                 chunk.append(payload)
@@ -171,7 +188,9 @@ class IngestClient:
                     self._append(table, tenant_id, ingested_us, payload, conflict)
         return len(encoded)
 
-    def _append_batch(self, table: str, tenant: str, ingested_us: int, payloads: list[bytes]) -> None:
+    def _append_batch(
+        self, table: str, tenant: str, ingested_us: int, payloads: list[bytes]
+    ) -> None:
         appender = self._appender
         segment = appender.segment_no
         appender.append(KIND_BATCH, (table, tenant, False), ingested_us, batch_payload(payloads))
@@ -179,14 +198,21 @@ class IngestClient:
         if appender.segment_no != segment:
             self._spare_wanted.set()
 
-    def _append(self, table: str, tenant: str, ingested_us: int, payload: bytes, conflict: str | None) -> None:
+    def _append(
+        self, table: str, tenant: str, ingested_us: int, payload: bytes, conflict: str | None
+    ) -> None:
         """Journal one encoded record; the caller holds ``self._lock``."""
         appender = self._appender
         segment = appender.segment_no
         if conflict is None:
             appender.append(KIND_RECORD, (table, tenant, False), ingested_us, payload)
         else:
-            appender.append(KIND_QUARANTINE, (table, tenant, True), ingested_us, quarantine_payload(conflict, payload))
+            appender.append(
+                KIND_QUARANTINE,
+                (table, tenant, True),
+                ingested_us,
+                quarantine_payload(conflict, payload),
+            )
             self._quarantined += 1
         self._accepted += 1
         if appender.segment_no != segment:
@@ -222,7 +248,15 @@ class IngestClient:
         self._streams[(table, tenant)] = tenant_id
         return tenant_id
 
-    def _reject(self, table: str, tenant: str, reason: str, *, field: str | None = None, index: int | None = None) -> InvalidRecordError:
+    def _reject(
+        self,
+        table: str,
+        tenant: str,
+        reason: str,
+        *,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> InvalidRecordError:
         with self._lock:
             self._rejected += 1
         return InvalidRecordError(table, tenant, reason, field=field, index=index)
@@ -245,30 +279,45 @@ class IngestClient:
             self._verdicts[sig] = verdict
         return verdict
 
-    def _encode(self, table: str, tenant: str, record: Mapping[str, Any], verdict: Verdict) -> bytes:
+    def _encode(
+        self, table: str, tenant: str, record: Mapping[str, Any], verdict: Verdict
+    ) -> bytes:
         if verdict.conflict is None:
             for name in verdict.float_fields:
                 value = record[name]
                 if value - value != 0.0:  # NaN or ±infinity: no JSON form, so no silent null
-                    raise self._reject(table, tenant, f"{value!r} cannot be stored; use None for a missing number", field=name)
+                    raise self._reject(
+                        table,
+                        tenant,
+                        f"{value!r} cannot be stored; use None for a missing number",
+                        field=name,
+                    )
             if verdict.json_fields:
                 record = dict(record)
                 for name in verdict.json_fields:
-                    record[name] = self._dumps(table, tenant, name, record[name], _NESTED_OPTIONS).decode()
+                    record[name] = self._dumps(
+                        table, tenant, name, record[name], _NESTED_OPTIONS
+                    ).decode()
         try:
             payload = orjson.dumps(record, default=_encode_extra, option=_OPTIONS)
         except orjson.JSONEncodeError as exc:
             field = next((k for k, v in record.items() if not self._serializable(v)), None)
             raise self._reject(table, tenant, str(exc), field=field) from None
         if len(payload) > self._max_payload:
-            raise self._reject(table, tenant, f"record is {len(payload)} bytes encoded; the limit is {self._max_payload}")
+            raise self._reject(
+                table,
+                tenant,
+                f"record is {len(payload)} bytes encoded; the limit is {self._max_payload}",
+            )
         return payload
 
     def _dumps(self, table: str, tenant: str, name: str, value: object, option: int) -> bytes:
         try:
             return orjson.dumps(value, default=_encode_extra, option=option)
         except orjson.JSONEncodeError as exc:
-            raise self._reject(table, tenant, f"nested value cannot be stored: {exc}", field=name) from None
+            raise self._reject(
+                table, tenant, f"nested value cannot be stored: {exc}", field=name
+            ) from None
 
     @staticmethod
     def _serializable(value: object) -> bool:
@@ -285,7 +334,9 @@ class IngestClient:
         with self._lock:
             target = self._appender.head
         if not self._writer.wait_for(target, timeout):
-            raise FlushTimeoutError(timeout or 0.0, self.stats().journal_backlog, self._writer.status.last_error)
+            raise FlushTimeoutError(
+                timeout or 0.0, self.stats().journal_backlog, self._writer.status.last_error
+            )
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush, stop the writer process and release the journal.
@@ -299,7 +350,9 @@ class IngestClient:
         try:
             self.flush(timeout)
         except FlushTimeoutError as exc:
-            log.warning("closing with records still in the journal", extra=fields(backlog=exc.backlog))
+            log.warning(
+                "closing with records still in the journal", extra=fields(backlog=exc.backlog)
+            )
             abandon = True
         finally:
             with self._lock:
@@ -313,7 +366,12 @@ class IngestClient:
     def __enter__(self) -> IngestClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def stats(self) -> IngestStats:

@@ -38,21 +38,32 @@ class IngestConfig:
     compression: Compression = "snappy"
 
     def __post_init__(self) -> None:
-        positive = ("batch_max_records", "batch_max_bytes", "batch_max_age_s", "memory_limit_bytes",
-                    "retry_initial_s", "retry_max_s")
+        positive = (
+            "batch_max_records",
+            "batch_max_bytes",
+            "batch_max_age_s",
+            "memory_limit_bytes",
+            "retry_initial_s",
+            "retry_max_s",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest setting {name} must be > 0, got {getattr(self, name)!r}")
         if not 1 * MiB <= self.segment_bytes <= 1024 * MiB:
-            raise ConfigError(f"ingest setting segment_bytes must be 1 MiB..1 GiB, got {self.segment_bytes}")
+            raise ConfigError(
+                f"ingest setting segment_bytes must be 1 MiB..1 GiB, got {self.segment_bytes}"
+            )
         if self.fsync_interval_s is not None and self.fsync_interval_s < 0:
             raise ConfigError("ingest setting fsync_interval_s must be >= 0 or None")
         if self.compression not in ("zstd", "snappy", "gzip", "lz4", "none"):
-            raise ConfigError(f"ingest setting compression must be zstd|snappy|gzip|lz4|none, got {self.compression!r}")
+            raise ConfigError(
+                "ingest setting compression must be zstd|snappy|gzip|lz4|none, "
+                f"got {self.compression!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestConfig:
-        """Defaults overridden by ``STRATA_INGEST_<FIELD>`` variables (e.g. ``..._BATCH_MAX_AGE_S``)."""
+        """Defaults overridden by ``STRATA_INGEST_<FIELD>`` variables (``..._BATCH_MAX_AGE_S``)."""
         env = os.environ if environ is None else environ
         overrides: dict[str, object] = {}
         for f in fields(cls):
@@ -69,5 +80,7 @@ class IngestConfig:
                 else:
                     overrides[f.name] = int(raw)
             except ValueError as exc:
-                raise ConfigError(f"STRATA_INGEST_{f.name.upper()}={raw!r} is not a number") from exc
+                raise ConfigError(
+                    f"STRATA_INGEST_{f.name.upper()}={raw!r} is not a number"
+                ) from exc
         return replace(cls(), **overrides)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 _sync_file_range = _load_sync_file_range()
@@ -34,6 +34,9 @@ _sync_file_range = _load_sync_file_range()
 
 def sync_range(fd: int, length: int) -> None:
     """Make bytes ``[0, length)`` of ``fd`` durable (ctypes releases the GIL meanwhile)."""
-    if _sync_file_range is not None and _sync_file_range(fd, 0, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) == 0:
+    if (
+        _sync_file_range is not None
+        and _sync_file_range(fd, 0, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) == 0
+    ):
         return
     os.fdatasync(fd)

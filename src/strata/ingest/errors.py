@@ -10,7 +10,13 @@ class InvalidRecordError(Terminal, ValueError):
     """A record that cannot be landed: it is rejected before anything is journaled."""
 
     def __init__(
-        self, table: str, tenant: str, reason: str, *, field: str | None = None, index: int | None = None
+        self,
+        table: str,
+        tenant: str,
+        reason: str,
+        *,
+        field: str | None = None,
+        index: int | None = None,
     ) -> None:
         self.table = table
         self.tenant = tenant

@@ -74,14 +74,16 @@ class JournalFrame(NamedTuple):
     stream: StreamKey
     ingested_us: int
     payload: bytes  # JSON lines, newline included
-    count: int  # records in the payload: 1, or more for an ingest_many batch
+    records: int  # records in the payload: 1, or more for an ingest_many batch
     reason: str | None  # quarantine reason, None for regular records
 
 
 class JournalDir:
     """The directory, its lock and its metadata; shared by the appender and the writer."""
 
-    def __init__(self, path: str | os.PathLike[str], *, role: Literal["producer", "writer"] = "producer") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, role: Literal["producer", "writer"] = "producer"
+    ) -> None:
         """Open a journal directory as its producer (the client) or as its writer process.
 
         Each role holds its own lock: one producer per slot, and one writer process per
@@ -108,7 +110,7 @@ class JournalDir:
         for leftover in self.segments.glob(".*.tmp"):
             leftover.unlink()  # a spare segment that was being prepared when a process died
         existing = self.segment_numbers()
-        self._next_segment = max([int(meta.get("next_segment", 0)), *(n + 1 for n in existing)])
+        self._next_segment = max([int(str(meta.get("next_segment", 0))), *(n + 1 for n in existing)])
         self._write_meta()
 
     @classmethod
@@ -144,7 +146,9 @@ class JournalDir:
         os.replace(tmp, self.path / name)
 
     def _write_meta(self) -> None:
-        self.write_json("journal.json", {"journal_id": self.journal_id, "next_segment": self._next_segment})
+        self.write_json(
+            "journal.json", {"journal_id": self.journal_id, "next_segment": self._next_segment}
+        )
 
     def take_segment_number(self) -> int:
         number = self._next_segment
@@ -248,7 +252,9 @@ class SegmentAppender:
 
     def _open(self, number: int, prepared: tuple[int, mmap.mmap] | None) -> None:
         if prepared is None:
-            prepared = create_segment(self._journal.segment_path(number), number, self._size, prefault=False)
+            prepared = create_segment(
+                self._journal.segment_path(number), number, self._size, prefault=False
+            )
         self.segment_no = number
         self._fd, self._mm = prepared
         self._base = position(number, 0)
@@ -295,11 +301,13 @@ class SegmentAppender:
         if end > (limit or self._limit):
             return -1
         mm = self._mm
-        assert mm is not None  # noqa: S101 - invariant: a segment is open between rolls
+        assert mm is not None  # invariant: a segment is open between rolls
         header = _HEADER.pack(len(payload), kind, sid, ingested_us)
         mm[off + _SEAL.size : start] = header
         mm[start:end] = payload
-        _SEAL.pack_into(mm, off, zlib.crc32(payload, zlib.crc32(header)) or 1)  # last: publishes the frame
+        _SEAL.pack_into(
+            mm, off, zlib.crc32(payload, zlib.crc32(header)) or 1
+        )  # last: publishes the frame
         self.offset = end
         return self._base | off
 
@@ -407,13 +415,17 @@ class SegmentScanner:
             elif kind == KIND_BATCH:
                 (count,) = _COUNT.unpack_from(mm, start)
                 yielded += count
-                yield JournalFrame(pos, self._streams[sid], us, mm[start + _COUNT.size : end], count, None)
+                yield JournalFrame(
+                    pos, self._streams[sid], us, mm[start + _COUNT.size : end], count, None
+                )
             elif kind == KIND_QUARANTINE:
                 payload = mm[start:end]
                 (rlen,) = _REASON.unpack_from(payload)
                 reason = payload[_REASON.size : _REASON.size + rlen].decode()
                 yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, payload[_REASON.size + rlen :], 1, reason)
+                yield JournalFrame(
+                    pos, self._streams[sid], us, payload[_REASON.size + rlen :], 1, reason
+                )
             elif kind == KIND_PARTITION:
                 payload = mm[start:end]
                 table, tenant, quarantined = orjson.loads(payload)
@@ -426,7 +438,9 @@ class SegmentScanner:
                 self.exhausted = True
                 return
             else:
-                raise JournalCorruptError(str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}")
+                raise JournalCorruptError(
+                    str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}"
+                )
 
     def close(self) -> None:
         self._view.release()

@@ -37,7 +37,9 @@ _KIND_OF_TYPE: Final[dict[type, Kind | None]] = {
     tuple: "json",
 }
 
-SUPPORTED_TYPES: Final = "None, bool, int, float, str, datetime, date, Decimal, UUID, or a dict/list of JSON values"
+SUPPORTED_TYPES: Final = (
+    "None, bool, int, float, str, datetime, date, Decimal, UUID, or a dict/list of JSON values"
+)
 
 
 class UnsupportedValueError(ValueError):
@@ -53,7 +55,19 @@ def kind_of_type(field: str, tp: type) -> Kind | None:
     except KeyError:
         pass
     # Order matters: bool is an int, datetime is a date.
-    for base in (bool, int, float, str, dt.datetime, dt.date, decimal.Decimal, uuid.UUID, dict, list, tuple):
+    for base in (
+        bool,
+        int,
+        float,
+        str,
+        dt.datetime,
+        dt.date,
+        decimal.Decimal,
+        uuid.UUID,
+        dict,
+        list,
+        tuple,
+    ):
         if issubclass(tp, base):
             if issubclass(tp, enum.Enum) and not issubclass(tp, (int, str)):
                 break
@@ -97,11 +111,15 @@ def classify(
     conflicts: list[str] = []
     for key, tp in zip(keys, types, strict=True):
         if not isinstance(key, str):
-            raise UnsupportedValueError(repr(key), f"field names must be strings, got {type(key).__name__}")
+            raise UnsupportedValueError(
+                repr(key), f"field names must be strings, got {type(key).__name__}"
+            )
         if not key:
             raise UnsupportedValueError(key, "field names must not be empty")
         if key in RESERVED_FIELDS:
-            raise UnsupportedValueError(key, f"field {key!r} is reserved: Strata sets it on every record")
+            raise UnsupportedValueError(
+                key, f"field {key!r} is reserved: Strata sets it on every record"
+            )
         kind = kind_of_type(key, tp)
         if kind is None:
             continue
@@ -115,7 +133,9 @@ def classify(
             continue
         merged = merge_kind(held, kind)
         if merged is None:
-            conflicts.append(f"field {key!r} is {kind} here but {held} in earlier records of table {table!r}")
+            conflicts.append(
+                f"field {key!r} is {kind} here but {held} in earlier records of table {table!r}"
+            )
         elif merged != held:
             changes.append((key, merged))
     if conflicts:

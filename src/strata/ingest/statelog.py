@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import orjson
 
@@ -33,16 +34,23 @@ class BatchIntent:
         return self.first <= pos <= self.last and self.key == (stream[0], stream[1], day, stream[2])
 
     def to_json(self) -> dict[str, object]:
-        return {"key": list(self.key), "first": self.first, "last": self.last, "count": self.count, "path": self.path}
+        return {
+            "key": list(self.key),
+            "first": self.first,
+            "last": self.last,
+            "count": self.count,
+            "path": self.path,
+        }
 
     @staticmethod
     def from_json(data: dict[str, object]) -> BatchIntent:
-        table, tenant, day, quarantined = data["key"]  # type: ignore[misc]
+        table, tenant, day, quarantined = cast(list[Any], data["key"])
+        numbers = cast(dict[str, int], data)
         return BatchIntent(
             (str(table), str(tenant), int(day), bool(quarantined)),
-            int(data["first"]),  # type: ignore[call-overload]
-            int(data["last"]),  # type: ignore[call-overload]
-            int(data["count"]),  # type: ignore[call-overload]
+            int(numbers["first"]),
+            int(numbers["last"]),
+            int(numbers["count"]),
             str(data["path"]),
         )
 
@@ -101,7 +109,9 @@ class StateLog:
         # Not fsynced: losing a commit only means the same file is written once more.
         self._append({"op": "commit", "path": path}, sync=False)
 
-    def rewrite(self, checkpoint: int, pending: list[BatchIntent], committed: list[BatchIntent]) -> None:
+    def rewrite(
+        self, checkpoint: int, pending: list[BatchIntent], committed: list[BatchIntent]
+    ) -> None:
         """Compact to what replay still needs: ranges at or above the checkpoint."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         lines = [orjson.dumps({"op": "checkpoint", "low": checkpoint})]

@@ -39,13 +39,29 @@ class WriterSupervisor:
         storage_spec: dict[str, Any],
     ) -> None:
         self._argv = [
-            os.environ.get("STRATA_PYTHON", sys.executable), "-m", "strata.ingest.writerproc",
-            "--journal", str(journal), "--namespace", namespace, "--source-service", source_service,
-            "--session", session, "--live-from", str(live_from),
-            "--config", orjson.dumps(asdict(config)).decode(), "--storage", orjson.dumps(storage_spec).decode(),
+            os.environ.get("STRATA_PYTHON", sys.executable),
+            "-m",
+            "strata.ingest.writerproc",
+            "--journal",
+            str(journal),
+            "--namespace",
+            namespace,
+            "--source-service",
+            source_service,
+            "--session",
+            session,
+            "--live-from",
+            str(live_from),
+            "--config",
+            orjson.dumps(asdict(config)).decode(),
+            "--storage",
+            orjson.dumps(storage_spec).decode(),
         ]
         src_root = str(Path(strata.__file__).resolve().parent.parent)
-        self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src_root, os.environ.get("PYTHONPATH")]))}
+        self._env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [src_root, os.environ.get("PYTHONPATH")])),
+        }
         self.status = WriterStatus(low_water=-1)
         self.restarts = 0
         self.failure: str | None = None
@@ -62,7 +78,9 @@ class WriterSupervisor:
             self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, close_fds=True
         )
         self._proc = proc
-        self._reader = threading.Thread(target=self._read_status, args=(proc,), daemon=True, name="strata-writer-status")
+        self._reader = threading.Thread(
+            target=self._read_status, args=(proc,), daemon=True, name="strata-writer-status"
+        )
         self._reader.start()
 
     def _read_status(self, proc: subprocess.Popen[bytes]) -> None:
@@ -86,15 +104,20 @@ class WriterSupervisor:
 
     def _on_unexpected_exit(self, code: int) -> None:
         now = time.monotonic()
-        self._restart_times = [t for t in self._restart_times if now - t < _RESTART_WINDOW_S] + [now]
+        self._restart_times = [t for t in self._restart_times if now - t < _RESTART_WINDOW_S] + [
+            now
+        ]
         if len(self._restart_times) > _MAX_RESTARTS_IN_WINDOW:
             self.failure = self.failure or f"writer process exited with code {code}"
-            log.error("ingest writer keeps failing; giving up", extra={"exit_code": code, "error": self.failure})
+            log.error(
+                "ingest writer keeps failing; giving up",
+                extra={"exit_code": code, "error": self.failure},
+            )
             return
         log.warning("ingest writer exited unexpectedly; restarting", extra={"exit_code": code})
         self.restarts += 1
-        if self._proc is not None and self._proc.stdin is not None:
-            self._proc.stdin.close()
+        if self._proc is not None:
+            _close_quietly(self._proc.stdin)
         self._start()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -121,7 +144,9 @@ class WriterSupervisor:
                     return False
                 self._cond.wait(0.5 if remaining is None else min(remaining, 0.5))
                 if self.status.low_water < target:
-                    self.send({"op": "flush", "target": target})  # a restarted writer must hear it too
+                    self.send(
+                        {"op": "flush", "target": target}
+                    )  # a restarted writer must hear it too
         return True
 
     def stop(self, *, abandon: bool, timeout: float = 30.0) -> None:
@@ -137,7 +162,16 @@ class WriterSupervisor:
             log.warning("ingest writer did not stop in time; killing it")
             proc.kill()
             proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
+        _close_quietly(proc.stdin)
         if self._reader is not None:
             self._reader.join()
+
+
+def _close_quietly(stream: IO[bytes] | None) -> None:
+    """Close a pipe to a process that may be gone (unflushed bytes then raise EPIPE)."""
+    if stream is None:
+        return
+    try:
+        stream.close()
+    except OSError:
+        pass

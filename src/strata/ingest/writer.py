@@ -123,7 +123,7 @@ class Writer:
         routed = 0
         added = 0
         for frame in scanner.read(SCAN_CHUNK):
-            routed += frame.count
+            routed += frame.records
             if frame.pos >= self._scan_from:
                 added += self._route(frame)
             if self.status.buffered_bytes + added >= self.config.memory_limit_bytes:
@@ -143,19 +143,21 @@ class Writer:
         if self._recovered.committed and self._recovered.is_committed(key, frame.pos):
             return 0
         if segment_of(frame.pos) < self.live_from:
-            self.status.replayed += frame.count
+            self.status.replayed += frame.records
         for intent in self._pending.get(key, ()):
             if intent.first <= frame.pos <= intent.last:
                 rebuild = self._rebuilds.get(intent.path)
                 if rebuild is None:
-                    rebuild = self._rebuilds[intent.path] = PartitionBuffer(key, frame.pos, time.monotonic(), intent.path)
-                rebuild.add(frame.pos, frame.ingested_us, frame.payload, frame.count, frame.reason)
+                    rebuild = self._rebuilds[intent.path] = PartitionBuffer(
+                        key, frame.pos, time.monotonic(), intent.path
+                    )
+                rebuild.add(frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason)
                 return 0
         buf = self._buffers.get(key)
         if buf is None:
             buf = self._buffers[key] = PartitionBuffer(key, frame.pos, time.monotonic())
-        buf.add(frame.pos, frame.ingested_us, frame.payload, frame.count, frame.reason)
-        return len(frame.payload) + 8 * frame.count
+        buf.add(frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason)
+        return len(frame.payload) + 8 * frame.records
 
     @property
     def scan_pos(self) -> int:
@@ -175,7 +177,10 @@ class Writer:
                 if buf is None:
                     continue
                 if buf.count != intent.count:
-                    log.warning("rebuilt batch differs from its intent", extra=fields(path=intent.path, expected=intent.count, found=buf.count))
+                    log.warning(
+                        "rebuilt batch differs from its intent",
+                        extra=fields(path=intent.path, expected=intent.count, found=buf.count),
+                    )
                 self._commit(buf)
             if not intents:
                 del self._pending[key]
@@ -221,15 +226,24 @@ class Writer:
     def _encode(self, buf: PartitionBuffer) -> tuple[EncodedBatch, bool]:
         table, _, _, quarantined = buf.key
         if quarantined:
-            return to_parquet(quarantine_table(buf, self.source_service), self.config.compression), True
+            return to_parquet(
+                quarantine_table(buf, self.source_service), self.config.compression
+            ), True
         shape: dict[str, Kind] = dict(self._shapes.get(table, {}))  # type: ignore[arg-type]
         try:
-            return to_parquet(records_table(buf, shape, self.source_service), self.config.compression), False
+            return to_parquet(
+                records_table(buf, shape, self.source_service), self.config.compression
+            ), False
         except BatchEncodingError as exc:
             # Should not happen (records were classified on the way in); if it does, keep them.
-            log.error("batch did not match its table's shape; quarantining it", extra=fields(table=table, error=str(exc)))
+            log.error(
+                "batch did not match its table's shape; quarantining it",
+                extra=fields(table=table, error=str(exc)),
+            )
             reasons = [f"batch could not be encoded: {exc}"] * buf.count
-            return to_parquet(quarantine_table(buf, self.source_service, reasons), self.config.compression), True
+            return to_parquet(
+                quarantine_table(buf, self.source_service, reasons), self.config.compression
+            ), True
 
     def _commit(self, buf: PartitionBuffer) -> None:
         table, tenant, day, _ = buf.key
@@ -237,8 +251,12 @@ class Writer:
         if buf.path is not None:
             path = buf.path  # an intent from before a crash: same records, same name
         else:
-            partition = BronzePartition(self.namespace, table, tenant, date_of_day(day), quarantined)
-            file_id = batch_file_id(self.journal.journal_id, self.session, buf.key, buf.first, buf.last)
+            partition = BronzePartition(
+                self.namespace, table, tenant, date_of_day(day), quarantined
+            )
+            file_id = batch_file_id(
+                self.journal.journal_id, self.session, buf.key, buf.first, buf.last
+            )
             path = partition.file(file_id).path
             self._sync_journal(segment_of(buf.last))
             self.state_log.intent(BatchIntent(buf.key, buf.first, buf.last, buf.count, path))
@@ -261,12 +279,20 @@ class Writer:
                     log.info("lake write recovered", extra=fields(path=path, attempts=attempt + 1))
                     self.status.last_error = None
                 return
-            except Exception as exc:  # any backend failure is retried; records are safe in the journal
+            except (
+                Exception
+            ) as exc:  # any backend failure is retried; records are safe in the journal
                 self.status.retried += 1
                 self.status.last_error = str(exc)
-                delay = min(cfg.retry_max_s, cfg.retry_initial_s * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                backoff = min(cfg.retry_max_s, cfg.retry_initial_s * 2**attempt)
+                delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
                 attempt += 1
-                log.warning("lake write failed; retrying", extra=fields(path=path, attempt=attempt, delay_s=round(delay, 3), error=str(exc)))
+                log.warning(
+                    "lake write failed; retrying",
+                    extra=fields(
+                        path=path, attempt=attempt, delay_s=round(delay, 3), error=str(exc)
+                    ),
+                )
                 self.on_retry()
                 self.stop.wait(delay)
                 if self.abandon:
@@ -293,7 +319,11 @@ class Writer:
 
     def _housekeeping(self) -> None:
         interval = self.config.fsync_interval_s
-        if interval is not None and time.monotonic() - self._last_sync >= interval and self._scanner is not None:
+        if (
+            interval is not None
+            and time.monotonic() - self._last_sync >= interval
+            and self._scanner is not None
+        ):
             self._sync_journal(self._scanner.segment_no)
         starts = [b.first for b in self._buffers.values()]
         starts += [b.first for b in self._rebuilds.values()]
@@ -306,7 +336,9 @@ class Writer:
             pending = [i for intents in self._pending.values() for i in intents]
             self.state_log.rewrite(low, pending, self._committed)
             self._recovered.committed = {
-                k: kept for k, ranges in self._recovered.committed.items() if (kept := [r for r in ranges if r[1] >= low])
+                k: kept
+                for k, ranges in self._recovered.committed.items()
+                if (kept := [r for r in ranges if r[1] >= low])
             }
             for number in old:
                 self.journal.delete_segment(number)
@@ -319,4 +351,3 @@ class Writer:
         if self._scanner is not None:
             self._scanner.close()
         self.state_log.close()
-

@@ -1,7 +1,8 @@
 """The writer process: ``python -m strata.ingest.writerproc`` started by an ``IngestClient``.
 
 Protocol, JSON lines over two pipes:
-- stdin, from the client: ``{"op": "flush", "target": POS}`` and ``{"op": "stop", "abandon": BOOL}``.
+- stdin, from the client: ``{"op": "flush", "target": POS}``,
+  ``{"op": "stop", "abandon": BOOL}``.
   End of file means the client is gone (even SIGKILLed): stop now; the next client's
   writer replays whatever is left.
 - the original stdout, to the client: ``WriterStatus`` as JSON after every change and as a
@@ -60,7 +61,9 @@ def _read_control(writer: Writer, wake: threading.Event) -> None:
         try:
             message = orjson.loads(line)
         except orjson.JSONDecodeError:
-            log.error("unreadable control message", extra=fields(line=line[:200].decode(errors="replace")))
+            log.error(
+                "unreadable control message", extra=fields(line=line[:200].decode(errors="replace"))
+            )
             continue
         if message.get("op") == "flush":
             writer.flush_target = max(writer.flush_target, int(message["target"]))
@@ -115,7 +118,9 @@ def run(args: argparse.Namespace, status_stream: BinaryIO) -> int:
                 wake.wait(TICK_S)
                 wake.clear()
     except Abandoned:
-        log.warning("writer stopped with records left in the journal", extra=fields(journal=args.journal))
+        log.warning(
+            "writer stopped with records left in the journal", extra=fields(journal=args.journal)
+        )
     except Exception as exc:
         log.exception("ingest writer failed", extra=fields(journal=args.journal))
         channel.publish(writer, fatal=f"{type(exc).__name__}: {exc}", force=True)
@@ -137,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="IngestConfig as JSON")
     parser.add_argument("--storage", required=True, help="storage spec as JSON")
     args = parser.parse_args(argv)
-    configure(os.environ.get("STRATA_LOG_LEVEL", "WARNING"), os.environ.get("STRATA_LOG_FORMAT", "json"))
+    configure(
+        os.environ.get("STRATA_LOG_LEVEL", "WARNING"), os.environ.get("STRATA_LOG_FORMAT", "json")
+    )
     _yield_to_producers()
     # Keep the real stdout for status lines only; anything printed goes to stderr.
     status_stream = os.fdopen(os.dup(1), "wb")

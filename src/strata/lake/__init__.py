@@ -1,7 +1,14 @@
 """The lake: storage URLs and the bronze path scheme."""
 
 from strata.lake.paths import BronzeFile, BronzePartition, InvalidBronzePathError, parse_bronze_path
-from strata.lake.storage import FsspecStorage, LakeStorage, LakeUnavailableError, LocalStorage, StoredFile, open_lake
+from strata.lake.storage import (
+    FsspecStorage,
+    LakeStorage,
+    LakeUnavailableError,
+    LocalStorage,
+    StoredFile,
+    open_lake,
+)
 
 __all__ = [
     "BronzeFile",

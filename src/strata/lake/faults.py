@@ -2,7 +2,8 @@
 
 Failures are switched by a file, so a test can start and end an outage for a writer that
 runs in another process: while ``switch`` exists, every write waits ``latency_s`` and then
-fails like an unreachable lake.
+fails like an unreachable lake. ``delay_s`` slows every successful write, like a distant
+object store, so that work is still in flight when a test pulls the plug.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ from strata.lake.storage import LakeStorage, LakeUnavailableError, StoredFile
 
 
 class FaultInjectingStorage(LakeStorage):
-    def __init__(self, inner: LakeStorage, switch: str | Path, latency_s: float = 0.0) -> None:
+    def __init__(
+        self, inner: LakeStorage, switch: str | Path, latency_s: float = 0.0, delay_s: float = 0.0
+    ) -> None:
         self.inner = inner
         self.switch = Path(switch)
         self.latency_s = latency_s
+        self.delay_s = delay_s
         self.url = inner.url
 
     def spec(self) -> dict[str, Any]:
         return {
             "factory": "strata.lake.faults:FaultInjectingStorage",
-            "kwargs": {"inner": self.inner.spec(), "switch": str(self.switch), "latency_s": self.latency_s},
+            "kwargs": {
+                "inner": self.inner.spec(),
+                "switch": str(self.switch),
+                "latency_s": self.latency_s,
+                "delay_s": self.delay_s,
+            },
         }
 
     def _maybe_fail(self, operation: str) -> None:
@@ -35,6 +44,7 @@ class FaultInjectingStorage(LakeStorage):
 
     def write_atomic(self, path: str, data: bytes | memoryview) -> None:
         self._maybe_fail(f"write {path}")
+        time.sleep(self.delay_s)
         self.inner.write_atomic(path, data)
 
     def read_bytes(self, path: str) -> bytes:

@@ -73,7 +73,10 @@ class LocalStorage(LakeStorage):
         self._known_dirs: set[Path] = set()  # partitions already created: skip the mkdir walk
 
     def spec(self) -> dict[str, Any]:
-        return {"factory": "strata.lake.storage:LocalStorage", "kwargs": {"root": str(self.root), "fsync": self.fsync}}
+        return {
+            "factory": "strata.lake.storage:LocalStorage",
+            "kwargs": {"root": str(self.root), "fsync": self.fsync},
+        }
 
     def _full(self, path: str) -> Path:
         if path.startswith("/") or ".." in path.split("/"):
@@ -141,7 +144,9 @@ class FsspecStorage(LakeStorage):
     appears whole or not at all: the atomicity the writer needs, without a rename.
     """
 
-    def __init__(self, url: str, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, fs: Any, root: str, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
         self.url = url
         self.fs = fs
         self.root = root.rstrip("/")
