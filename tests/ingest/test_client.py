@@ -57,7 +57,7 @@ def read_rows(tmp_path: Path, prefix: str) -> list[dict[str, Any]]:
     return rows
 
 
-def wait_for_files(tmp_path: Path, count: int, timeout_s: float = 10.0) -> list[str]:
+def wait_for_files(tmp_path: Path, count: int, timeout_s: float = 5.0) -> list[str]:
     """Poll the lake until ``count`` files exist (or the timeout passes); returns what is there."""
     deadline = time.monotonic() + timeout_s
     found = lake_files(tmp_path)

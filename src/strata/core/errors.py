@@ -37,4 +37,12 @@ class InvalidIdentifierError(Terminal, ValueError):
         self.kind = kind
         self.value = value
         self.rule = rule
-        super().__init__(f"invalid {kind} {value!r}: {rule}")
+        super().__init__(f"invalid {kind} {_short_repr(value)}: {rule}")
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    """repr() for messages: bounded, and safe for ints too large to print."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"<int of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

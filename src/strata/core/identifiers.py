@@ -42,7 +42,7 @@ def validate_name(value: object, kind: str = "table") -> str:
 
 def validate_tenant(value: object) -> str:
     """Return the tenant id as a string; non-negative ints are accepted as their decimal form."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**64:
         value = str(value)
     if not is_valid_tenant(value):
         raise InvalidIdentifierError("tenant", value, TENANT_RULE)

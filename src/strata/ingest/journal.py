@@ -110,7 +110,9 @@ class JournalDir:
         for leftover in self.segments.glob(".*.tmp"):
             leftover.unlink()  # a spare segment that was being prepared when a process died
         existing = self.segment_numbers()
-        self._next_segment = max([int(str(meta.get("next_segment", 0))), *(n + 1 for n in existing)])
+        self._next_segment = max(
+            [int(str(meta.get("next_segment", 0))), *(n + 1 for n in existing)]
+        )
         self._write_meta()
 
     @classmethod

@@ -151,7 +151,9 @@ class Writer:
                     rebuild = self._rebuilds[intent.path] = PartitionBuffer(
                         key, frame.pos, time.monotonic(), intent.path
                     )
-                rebuild.add(frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason)
+                rebuild.add(
+                    frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason
+                )
                 return 0
         buf = self._buffers.get(key)
         if buf is None:

@@ -25,7 +25,7 @@ QUARANTINE_DIR: Final = "_quarantine"
 
 _PATH_RE: Final = re.compile(
     r"(?P<namespace>[^/]+)/(?:(?P<quarantine>_quarantine)/)?(?P<table>[^/]+)"
-    r"/tenant=(?P<tenant>[^/]+)/year=(?P<year>\d{4})/month=(?P<month>\d{2})/day=(?P<day>\d{2})"
+    r"/tenant=(?P<tenant>[^/]+)/year=(?P<year>[0-9]{4})/month=(?P<month>[0-9]{2})/day=(?P<day>[0-9]{2})"
     r"/(?P<file_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.parquet"
 )
 
@@ -49,7 +49,8 @@ class BronzePartition:
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
         validate_name(self.table, "table")
-        validate_tenant(self.tenant)
+        # An int tenant is kept as its text, so a partition equals its own parsed path.
+        object.__setattr__(self, "tenant", validate_tenant(self.tenant))
 
     @property
     def directory(self) -> str:

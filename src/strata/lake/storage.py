@@ -87,10 +87,7 @@ class LocalStorage(LakeStorage):
         target = self._full(path)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            if target.parent not in self._known_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._known_dirs.add(target.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._create(target.parent, tmp)
             try:
                 view = memoryview(data)
                 while view:
@@ -103,8 +100,24 @@ class LocalStorage(LakeStorage):
             if self.fsync:
                 _fsync_dir(target.parent)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass  # e.g. the parent is not a directory: there is no temp file to remove
             raise LakeUnavailableError(self.url, f"write {path}", exc) from exc
+
+    def _create(self, directory: Path, tmp: Path) -> int:
+        """Open a new temp file, making its partition directory once (and again if removed)."""
+        if directory not in self._known_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(directory)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            self._known_dirs.discard(directory)  # removed behind our back: create it again
+            directory.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(directory)
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def read_bytes(self, path: str) -> bytes:
         return self._full(path).read_bytes()
@@ -164,8 +177,9 @@ class FsspecStorage(LakeStorage):
         return f"{self.root}/{path}" if path else self.root
 
     def write_atomic(self, path: str, data: bytes | memoryview) -> None:
+        full = self._full(path)  # outside the try: a bad path is a ConfigError, not an outage
         try:
-            self.fs.pipe_file(self._full(path), bytes(data))
+            self.fs.pipe_file(full, bytes(data))
         except Exception as exc:  # fsspec backends raise anything from OSError to botocore errors
             raise LakeUnavailableError(self.url, f"write {path}", exc) from exc
 
