@@ -565,7 +565,7 @@ def test_ingest_after_close_with_a_new_shape_raises_client_closed(tmp_path: Path
     client = open_client(tmp_path)
     client.ingest("events", "acme", {"id": 1})
     client.close()
-    shapes = tmp_path / "journal" / NAMESPACE / SERVICE / "slot-0" / "shapes.json"
+    shapes = tmp_path / "journal" / NAMESPACE / SERVICE / "shapes.json"
     before = shapes.read_bytes()
     with pytest.raises(ClientClosedError):
         client.ingest("events", "acme", {"id": 2, "name": "new field"})
@@ -577,7 +577,7 @@ def test_ingest_after_close_with_a_new_shape_raises_client_closed(tmp_path: Path
 def test_two_clients_on_one_journal_root_get_their_own_slots(tmp_path: Path) -> None:
     slots = tmp_path / "journal" / NAMESPACE / SERVICE
     with open_client(tmp_path) as first, open_client(tmp_path) as second:
-        assert sorted(p.name for p in slots.iterdir()) == ["slot-0", "slot-1"]
+        assert sorted(p.name for p in slots.glob("slot-*")) == ["slot-0", "slot-1"]
         first.ingest("events", "acme", {"client": 1})
         second.ingest("events", "globex", {"client": 2})
     assert [r["client"] for r in read_rows(tmp_path, "wfm/events/tenant=acme")] == [1]
@@ -585,7 +585,7 @@ def test_two_clients_on_one_journal_root_get_their_own_slots(tmp_path: Path) -> 
     # A later client takes the freed first slot again.
     with open_client(tmp_path) as third:
         third.ingest("events", "acme", {"client": 3})
-    assert sorted(p.name for p in slots.iterdir()) == ["slot-0", "slot-1"]
+    assert sorted(p.name for p in slots.glob("slot-*")) == ["slot-0", "slot-1"]
 
 
 def test_stats_counters(tmp_path: Path) -> None:

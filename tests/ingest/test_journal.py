@@ -308,11 +308,14 @@ def test_a_spare_left_by_a_dead_process_is_removed(tmp_path: Path) -> None:
 
 
 def test_metadata_files_round_trip_and_corruption_is_reported(journal: JournalDir) -> None:
-    journal.write_json("shapes.json", {"events": {"id": "int"}})
-    assert journal.read_shapes() == {"events": {"id": "int"}}
-    (journal.path / "shapes.json").write_bytes(b"{not json")
+    shapes = journal.shapes  # shared by every slot of the service: beside the slots
+    with shapes.locked():
+        shapes.write({"events": {"id": "int"}})
+    assert shapes.path.parent == journal.path.parent
+    assert shapes.read() == {"events": {"id": "int"}}
+    shapes.path.write_bytes(b"{not json")
     with pytest.raises(JournalCorruptError, match=r"shapes\.json"):
-        journal.read_shapes()
+        shapes.read()
 
 
 # -- the writer's state log ----------------------------------------------------------------

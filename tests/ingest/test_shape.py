@@ -151,6 +151,7 @@ def test_a_new_table_learns_every_field_with_a_value() -> None:
     )
     assert verdict == Verdict(
         float_fields=("score",),
+        int_fields=("id",),
         json_fields=("attrs", "tags"),
         conflict=None,
         shape_changes=(("id", "int"), ("score", "float"), ("attrs", "json"), ("tags", "json")),
@@ -159,7 +160,7 @@ def test_a_new_table_learns_every_field_with_a_value() -> None:
 
 def test_a_known_shape_needs_no_changes() -> None:
     verdict = classify("events", ("id", "name"), (int, str), {"id": "int", "name": "string"})
-    assert verdict == Verdict((), (), None, ())
+    assert verdict == Verdict((), ("id",), (), None, ())
 
 
 def test_a_float_widens_an_int_column_and_an_int_fits_a_float_column() -> None:
@@ -175,7 +176,9 @@ def test_a_float_widens_an_int_column_and_an_int_fits_a_float_column() -> None:
 
 def test_none_never_conflicts_and_teaches_nothing() -> None:
     for held in KINDS:
-        assert classify("events", ("v",), (type(None),), {"v": held}) == Verdict((), (), None, ())
+        assert classify("events", ("v",), (type(None),), {"v": held}) == Verdict(
+            (), (), (), None, ()
+        )
 
 
 def test_a_conflict_names_the_field_both_kinds_and_the_table() -> None:

@@ -11,7 +11,6 @@ in its own process keeps its work off the caller's GIL.
 
 from __future__ import annotations
 
-import decimal
 import os
 import threading
 import uuid
@@ -20,14 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import orjson
-
-from strata.core.errors import InvalidIdentifierError
+from strata.core.errors import StrataError
 from strata.core.identifiers import validate_name, validate_tenant
 from strata.core.logging import fields, get_logger
 from strata.core.timeutil import Clock, now_us
 from strata.ingest.config import IngestConfig
-from strata.ingest.errors import ClientClosedError, FlushTimeoutError, InvalidRecordError
+from strata.ingest.errors import ClientClosedError, FlushTimeoutError
 from strata.ingest.journal import (
     KIND_BATCH,
     KIND_QUARANTINE,
@@ -38,28 +35,17 @@ from strata.ingest.journal import (
     create_segment,
     quarantine_payload,
 )
-from strata.ingest.shape import Kind, UnsupportedValueError, Verdict, classify
+from strata.ingest.records import RecordEncoder
 from strata.ingest.stats import IngestStats
 from strata.ingest.supervisor import WriterSupervisor
 from strata.lake.storage import LakeStorage, open_lake
 
 log = get_logger(__name__)
 
-_OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
-_NESTED_OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
-
-Signature = tuple[str, tuple[object, ...], tuple[type, ...]]
 
 # Records per journal frame for ingest_many: big enough to amortise framing, small enough
 # that one frame never approaches a segment's size.
 _BATCH_FRAME_RECORDS: Final = 2_000
-
-
-def _encode_extra(value: object) -> object:
-    """orjson's hook for the types it has no JSON form for."""
-    if isinstance(value, decimal.Decimal):
-        return str(value)  # exact; the column is tagged so silver can cast it back
-    raise TypeError(f"a value of type {type(value).__name__} cannot be stored")
 
 
 def default_journal_root() -> Path:
@@ -75,7 +61,7 @@ class IngestClient:
 
     def __init__(
         self,
-        lake: str | LakeStorage = "./lake",
+        lake: str | os.PathLike[str] | LakeStorage = "./lake",
         *,
         namespace: str,
         source_service: str | None = None,
@@ -87,18 +73,20 @@ class IngestClient:
         self.namespace = validate_name(namespace, "namespace")
         self.source_service = validate_tenant(source_service or namespace)
         self.config = config or IngestConfig.from_env()
-        self.storage = lake if isinstance(lake, LakeStorage) else open_lake(lake, storage_options)
+        self.storage = (
+            lake if isinstance(lake, LakeStorage) else open_lake(os.fspath(lake), storage_options)
+        )
         root = Path(journal_dir) if journal_dir is not None else default_journal_root()
         self._journal = JournalDir.claim(root / self.namespace / self.source_service)
         self._lock = threading.Lock()
         self._clock = clock
-        self._shapes: dict[str, dict[str, Kind]] = self._journal.read_shapes()  # type: ignore[assignment]
         self._appender = SegmentAppender(self._journal, self.config.segment_bytes)
-        for table, shape in self._shapes.items():
+        self._encoder = RecordEncoder(
+            self._journal.shapes, on_shape_change=self._declare_shape, max_payload=self._max_payload
+        )
+        for table, shape in self._encoder.shapes.items():
             self._appender.declare_shape(table, shape)
-        self._max_payload = min(self.config.batch_max_bytes, self._appender.max_payload())
-        self._streams: dict[tuple[object, object], str] = {}
-        self._verdicts: dict[Signature, Verdict] = {}
+        self._streams: dict[tuple[str, str], str] = {}
         self._accepted = 0
         self._rejected = 0
         self._quarantined = 0
@@ -129,43 +117,28 @@ class IngestClient:
     def ingest(self, table: str, tenant: str | int, record: Mapping[str, Any]) -> None:
         """Accept one record; returns once it is journaled. Raises ``InvalidRecordError``."""
         ingested_us = self._clock()
-        tenant_id = self._streams.get((table, tenant)) or self._check_stream(table, tenant)
         try:
-            sig: Signature = (table, tuple(record), tuple(map(type, record.values())))
-        except (AttributeError, TypeError):
-            raise self._reject(
-                table, tenant_id, f"record must be a dict, got {type(record).__name__}"
-            ) from None
-        verdict = self._verdicts.get(sig) or self._learn(sig, tenant_id)
-        payload = self._encode(table, tenant_id, record, verdict)
+            tenant_id = self._stream(table, tenant)
+            payload, conflict = self._encoder.encode_one(table, tenant_id, record)
+        except StrataError:
+            self._count_rejection()
+            raise
         with self._lock:
             if self._closed:
                 raise ClientClosedError
-            self._append(table, tenant_id, ingested_us, payload, verdict.conflict)
+            self._append(table, tenant_id, ingested_us, payload, conflict)
 
     def ingest_many(
         self, table: str, tenant: str | int, records: Iterable[Mapping[str, Any]]
     ) -> int:
         """Accept records all-or-nothing: if one is invalid, none is journaled."""
         ingested_us = self._clock()
-        tenant_id = self._streams.get((table, tenant)) or self._check_stream(table, tenant)
-        encoded: list[tuple[bytes, str | None]] = []
-        for index, record in enumerate(records):
-            try:
-                sig: Signature = (table, tuple(record), tuple(map(type, record.values())))
-                verdict = self._verdicts.get(sig) or self._learn(sig, tenant_id)
-                encoded.append((self._encode(table, tenant_id, record, verdict), verdict.conflict))
-            except InvalidRecordError as exc:
-                raise InvalidRecordError(
-                    table, tenant_id, exc.reason, field=exc.field, index=index
-                ) from None
-            except (AttributeError, TypeError):
-                raise self._reject(
-                    table,
-                    tenant_id,
-                    f"record must be a dict, got {type(record).__name__}",
-                    index=index,
-                ) from None
+        try:
+            tenant_id = self._stream(table, tenant)
+            encoded = self._encoder.encode_many(table, tenant_id, records)
+        except StrataError:
+            self._count_rejection()
+            raise
         clean = [payload for payload, conflict in encoded if conflict is None]
         with self._lock:
             if self._closed:
@@ -173,10 +146,9 @@ class IngestClient:
             # Clean records travel as one frame (cheap for both ends); conflicts one by one.
             chunk: list[bytes] = []
             size = 0
+            limit = self._max_payload()
             for payload in clean:
-                if chunk and (
-                    len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > self._max_payload
-                ):
+                if chunk and (len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > limit):
                     self._append_batch(table, tenant_id, ingested_us, chunk)
                     chunk, size = [], 0
                 chunk.append(payload)
@@ -187,6 +159,33 @@ class IngestClient:
                 if conflict is not None:
                     self._append(table, tenant_id, ingested_us, payload, conflict)
         return len(encoded)
+
+    def _stream(self, table: str, tenant: str | int) -> str:
+        """The validated tenant id of a (table, tenant) pair; cached for exact str inputs."""
+        if self._closed:
+            raise ClientClosedError
+        if type(tenant) is str and type(table) is str:
+            tenant_id = self._streams.get((table, tenant))
+            if tenant_id is not None:
+                return tenant_id
+        validate_name(table, "table")
+        tenant_id = validate_tenant(tenant)
+        if type(tenant) is str:
+            self._streams[(table, tenant)] = tenant_id
+        return tenant_id
+
+    def _count_rejection(self) -> None:
+        with self._lock:
+            self._rejected += 1
+
+    def _max_payload(self) -> int:
+        return min(self.config.batch_max_bytes, self._appender.max_payload())
+
+    def _declare_shape(self, table: str, shape: Mapping[str, str]) -> None:
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError
+            self._appender.declare_shape(table, shape)
 
     def _append_batch(
         self, table: str, tenant: str, ingested_us: int, payloads: list[bytes]
@@ -236,96 +235,6 @@ class IngestClient:
             mm.close()
             os.close(fd)
             tmp.unlink(missing_ok=True)
-
-    def _check_stream(self, table: object, tenant: object) -> str:
-        try:
-            validate_name(table, "table")
-            tenant_id = validate_tenant(tenant)
-        except InvalidIdentifierError:
-            with self._lock:
-                self._rejected += 1
-            raise
-        self._streams[(table, tenant)] = tenant_id
-        return tenant_id
-
-    def _reject(
-        self,
-        table: str,
-        tenant: str,
-        reason: str,
-        *,
-        field: str | None = None,
-        index: int | None = None,
-    ) -> InvalidRecordError:
-        with self._lock:
-            self._rejected += 1
-        return InvalidRecordError(table, tenant, reason, field=field, index=index)
-
-    def _learn(self, sig: Signature, tenant: str) -> Verdict:
-        """Classify a new signature against its table's shape, growing the shape if needed."""
-        table, keys, types = sig
-        with self._lock:
-            shape = self._shapes.setdefault(table, {})
-            try:
-                verdict = classify(table, keys, types, shape)
-            except UnsupportedValueError as exc:
-                self._rejected += 1
-                raise InvalidRecordError(table, tenant, exc.reason, field=exc.field) from None
-            if verdict.shape_changes:
-                shape.update(verdict.shape_changes)
-                self._journal.write_json("shapes.json", self._shapes)
-                self._appender.declare_shape(table, shape)
-                self._max_payload = min(self.config.batch_max_bytes, self._appender.max_payload())
-            self._verdicts[sig] = verdict
-        return verdict
-
-    def _encode(
-        self, table: str, tenant: str, record: Mapping[str, Any], verdict: Verdict
-    ) -> bytes:
-        if verdict.conflict is None:
-            for name in verdict.float_fields:
-                value = record[name]
-                if value - value != 0.0:  # NaN or ±infinity: no JSON form, so no silent null
-                    raise self._reject(
-                        table,
-                        tenant,
-                        f"{value!r} cannot be stored; use None for a missing number",
-                        field=name,
-                    )
-            if verdict.json_fields:
-                record = dict(record)
-                for name in verdict.json_fields:
-                    record[name] = self._dumps(
-                        table, tenant, name, record[name], _NESTED_OPTIONS
-                    ).decode()
-        try:
-            payload = orjson.dumps(record, default=_encode_extra, option=_OPTIONS)
-        except orjson.JSONEncodeError as exc:
-            field = next((k for k, v in record.items() if not self._serializable(v)), None)
-            raise self._reject(table, tenant, str(exc), field=field) from None
-        if len(payload) > self._max_payload:
-            raise self._reject(
-                table,
-                tenant,
-                f"record is {len(payload)} bytes encoded; the limit is {self._max_payload}",
-            )
-        return payload
-
-    def _dumps(self, table: str, tenant: str, name: str, value: object, option: int) -> bytes:
-        try:
-            return orjson.dumps(value, default=_encode_extra, option=option)
-        except orjson.JSONEncodeError as exc:
-            raise self._reject(
-                table, tenant, f"nested value cannot be stored: {exc}", field=name
-            ) from None
-
-    @staticmethod
-    def _serializable(value: object) -> bool:
-        try:
-            orjson.dumps(value, default=_encode_extra)
-        except orjson.JSONEncodeError:
-            return False
-        return True
 
     # -- lifecycle --------------------------------------------------------------------------
 

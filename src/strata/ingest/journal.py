@@ -19,6 +19,7 @@ process being SIGKILLed because they are already in the OS page cache.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
@@ -158,9 +159,10 @@ class JournalDir:
         self._write_meta()
         return number
 
-    def read_shapes(self) -> dict[str, dict[str, str]]:
-        data = self._read_json("shapes.json") or {}
-        return {str(t): dict(v) for t, v in data.items() if isinstance(v, dict)}
+    @property
+    def shapes(self) -> SharedShapes:
+        """Table shapes, shared by every slot (process) of this service."""
+        return SharedShapes(self.path.parent)
 
     def segment_path(self, number: int) -> Path:
         return self.segments / f"{number:016d}.seg"
@@ -179,6 +181,37 @@ class JournalDir:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+class SharedShapes:
+    """``shapes.json`` beside a service's journal slots, changed under a file lock."""
+
+    def __init__(self, service_root: Path) -> None:
+        self.path = service_root / "shapes.json"
+        self._lock_path = service_root / "shapes.lock"
+
+    def read(self) -> dict[str, dict[str, str]]:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except orjson.JSONDecodeError as exc:
+            raise JournalCorruptError(str(self.path), str(exc)) from exc
+        return {str(t): dict(v) for t, v in data.items() if isinstance(v, dict)}
+
+    def write(self, shapes: Mapping[str, Mapping[str, str]]) -> None:
+        tmp = self.path.with_name(f".shapes.{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps(shapes))
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
 
 def create_segment(path: Path, number: int, size: int, *, prefault: bool) -> tuple[int, mmap.mmap]:

@@ -91,6 +91,7 @@ class Verdict:
     """What to do with every record of one signature; cached per (table, signature)."""
 
     float_fields: tuple[str, ...]  # checked per record: NaN and infinity have no JSON form
+    int_fields: tuple[str, ...]  # checked per record: Parquet ints are 64-bit, JSON's are not
     json_fields: tuple[str, ...]  # nested values stored as JSON text in a string column
     conflict: str | None  # set when records of this signature go to quarantine
     shape_changes: tuple[tuple[str, Kind], ...]  # fields this signature adds or widens
@@ -106,6 +107,7 @@ def classify(
     shape contradicts.
     """
     floats: list[str] = []
+    ints: list[str] = []
     jsons: list[str] = []
     changes: list[tuple[str, Kind]] = []
     conflicts: list[str] = []
@@ -125,6 +127,8 @@ def classify(
             continue
         if kind == "float":
             floats.append(key)
+        elif kind == "int":
+            ints.append(key)
         elif kind == "json":
             jsons.append(key)
         held = shape.get(key)
@@ -138,6 +142,7 @@ def classify(
             )
         elif merged != held:
             changes.append((key, merged))
+    # Checks apply to quarantined records too: a quarantined NaN must not become null.
     if conflicts:
-        return Verdict((), (), "; ".join(conflicts), ())
-    return Verdict(tuple(floats), tuple(jsons), None, tuple(changes))
+        return Verdict(tuple(floats), tuple(ints), tuple(jsons), "; ".join(conflicts), ())
+    return Verdict(tuple(floats), tuple(ints), tuple(jsons), None, tuple(changes))

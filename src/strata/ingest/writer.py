@@ -85,12 +85,13 @@ class Writer:
         state_path = journal.path / "state.log"
         self._recovered: RecoveredState = StateLog.recover(state_path)
         self.state_log = StateLog(state_path, fsync=config.fsync_interval_s is not None)
-        self._shapes: dict[str, dict[str, str]] = journal.read_shapes()
+        self._shapes: dict[str, dict[str, str]] = journal.shapes.read()
         self._pending: dict[BatchKey, list[BatchIntent]] = {}
         for intent in self._recovered.pending:
             self._pending.setdefault(intent.key, []).append(intent)
         self._rebuilds: dict[str, PartitionBuffer] = {}
         self._buffers: dict[BatchKey, PartitionBuffer] = {}
+        self._full: list[PartitionBuffer] = []  # reached a size limit while scanning
         self._committed: list[BatchIntent] = []
         segments = journal.segment_numbers()
         start = max(self._recovered.checkpoint, position(segments[0], 0) if segments else 0)
@@ -159,6 +160,11 @@ class Writer:
         if buf is None:
             buf = self._buffers[key] = PartitionBuffer(key, frame.pos, time.monotonic())
         buf.add(frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason)
+        if (
+            buf.count >= self.config.batch_max_records
+            or len(buf.lines) >= self.config.batch_max_bytes
+        ):
+            self._full.append(self._buffers.pop(key))  # sealed now, not after the whole chunk
         return len(frame.payload) + 8 * frame.records
 
     @property
@@ -203,6 +209,7 @@ class Writer:
     def _seal(self) -> list[PartitionBuffer]:
         cfg = self.config
         now = time.monotonic()
+        full, self._full = self._full, []
         force = self.stop.is_set() or 0 <= self.status.low_water <= self.flush_target
         due = [
             b
@@ -223,7 +230,7 @@ class Writer:
                 freed += b.nbytes
         for b in due:
             del self._buffers[b.key]
-        return due
+        return full + due
 
     def _encode(self, buf: PartitionBuffer) -> tuple[EncodedBatch, bool]:
         table, _, _, quarantined = buf.key
@@ -328,6 +335,7 @@ class Writer:
         ):
             self._sync_journal(self._scanner.segment_no)
         starts = [b.first for b in self._buffers.values()]
+        starts += [b.first for b in self._full]
         starts += [b.first for b in self._rebuilds.values()]
         starts += [i.first for intents in self._pending.values() for i in intents]
         low = min([*starts, self.scan_pos])
@@ -347,7 +355,7 @@ class Writer:
         self.status.low_water = low
 
     def idle(self) -> bool:
-        return not self._buffers and not self._pending
+        return not self._buffers and not self._pending and not self._full
 
     def close(self) -> None:
         if self._scanner is not None:
