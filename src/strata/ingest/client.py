@@ -118,7 +118,9 @@ class IngestClient:
         """Accept one record; returns once it is journaled. Raises ``InvalidRecordError``."""
         ingested_us = self._clock()
         try:
-            tenant_id = self._stream(table, tenant)
+            tenant_id = (
+                self._streams.get((table, tenant)) if type(tenant) is str else None
+            ) or self._stream(table, tenant)
             payload, conflict = self._encoder.encode_one(table, tenant_id, record)
         except StrataError:
             self._count_rejection()

@@ -71,8 +71,8 @@ class RecordEncoder:
         return self._shapes
 
     def encode_one(self, table: str, tenant: str, record: Mapping[str, Any]) -> Encoded:
-        try:
-            verdict = self._verdicts.get(signature(table, record))
+        try:  # signature() inlined: this is the per-record hot path
+            verdict = self._verdicts.get((table, tuple(record), tuple(map(type, record.values()))))
         except (AttributeError, TypeError):
             raise _not_a_dict(table, tenant, record, None) from None
         if verdict is None:
@@ -118,9 +118,9 @@ class RecordEncoder:
                     verdict = pending[sig] = self._classify(sig, tenant, working, where)
                 out.append((self._encode(table, tenant, record, verdict, where), verdict.conflict))
             if working != self._shapes.get(table, {}):
+                self._on_shape_change(table, working)  # first: it refuses if the client closed
                 self._shapes[table] = working
                 self._store.write(self._shapes)
-                self._on_shape_change(table, working)
             self._verdicts.update(pending)
         return out
 
