@@ -1,0 +1,1 @@
+"""Alembic environment and catalog schema revisions, run by ``strata.catalog.migrate``."""
