@@ -259,6 +259,7 @@ class SegmentAppender:
         self._base = 0
         self.stream_ids: dict[StreamKey, int] = {}
         self.shapes: dict[str, bytes] = {}  # table -> encoded shape, re-declared per segment
+        self._update_max_payload()
         self._open(self._journal.take_segment_number(), None)
         self.first_segment = self.segment_no
 
@@ -319,8 +320,11 @@ class SegmentAppender:
 
     def max_payload(self) -> int:
         """The largest record payload that fits in a fresh segment beside its declarations."""
+        return self._max_payload
+
+    def _update_max_payload(self) -> None:
         shapes = sum(len(s) + 64 for s in self.shapes.values())
-        return self._limit - SEGMENT_HEADER - 3 * FRAME_OVERHEAD - 1024 - shapes
+        self._max_payload = self._limit - SEGMENT_HEADER - 3 * FRAME_OVERHEAD - 1024 - shapes
 
     def _declare(self, stream: StreamKey) -> int:
         sid = len(self.stream_ids)
@@ -361,6 +365,7 @@ class SegmentAppender:
         """Record a table's (grown) shape so the writer can type the records that follow."""
         encoded = orjson.dumps(dict(shape))
         self.shapes[table] = encoded
+        self._update_max_payload()
         if self._frame(KIND_SHAPE, 0, 0, orjson.dumps([table, orjson.Fragment(encoded)])) < 0:
             self._roll()  # the new segment starts by declaring every shape, this one included
 

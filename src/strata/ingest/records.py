@@ -85,14 +85,16 @@ class RecordEncoder:
         """Encode every record or none: the first invalid one raises, naming its index."""
         batch = records if isinstance(records, (list, tuple)) else list(records)
         out: list[Encoded] = []
+        verdicts = self._verdicts
+        encode = self._encode
         for index, record in enumerate(batch):
             try:
-                verdict = self._verdicts.get(signature(table, record))
+                verdict = verdicts.get((table, tuple(record), tuple(map(type, record.values()))))
             except (AttributeError, TypeError):
                 raise _not_a_dict(table, tenant, record, index) from None
             if verdict is None:
                 return self._learn_and_encode(table, tenant, batch)
-            out.append((self._encode(table, tenant, record, verdict, index), verdict.conflict))
+            out.append((encode(table, tenant, record, verdict, index), verdict.conflict))
         return out
 
     def _learn_and_encode(
