@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +21,7 @@ from strata.catalog import schema as db
 from strata.catalog.backends import WRITE_OPTION, CatalogBackend
 from strata.catalog.config import redact
 from strata.catalog.errors import CatalogError, CatalogUnavailableError, RunNotFoundError
+from strata.core.lifecycle import Closing
 from strata.core.timeutil import Clock, now_us
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -29,7 +29,7 @@ _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 T = TypeVar("T")
 
 
-class CatalogBase:
+class CatalogBase(Closing):
     """A handle on the metadata database; safe to share between threads."""
 
     def __init__(self, engine: Engine, backend: CatalogBackend, *, clock: Clock = now_us):
@@ -50,17 +50,6 @@ class CatalogBase:
 
     def close(self) -> None:
         self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (``None`` before the first migration)."""

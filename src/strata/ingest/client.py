@@ -16,11 +16,11 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from strata.core.errors import StrataError
 from strata.core.identifiers import validate_name, validate_tenant
+from strata.core.lifecycle import Closing
 from strata.core.logging import fields, get_logger
 from strata.core.timeutil import Clock, now_us
 from strata.ingest.config import IngestConfig
@@ -52,7 +52,7 @@ def default_journal_root() -> Path:
     return Path(os.environ.get("STRATA_JOURNAL_DIR", ".strata/journal"))
 
 
-class IngestClient:
+class IngestClient(Closing):
     """Non-blocking, crash-safe landing of service records into the bronze lake.
 
     Thread-safe. One client per process and source service; each claims its own journal
@@ -273,17 +273,6 @@ class IngestClient:
             with self._lock:
                 self._appender.close()
             self._journal.close()
-
-    def __enter__(self) -> IngestClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def stats(self) -> IngestStats:
         status = self._writer.status
