@@ -403,13 +403,16 @@ class SegmentScanner:
         self.path = path
         self.live = live
         self.shapes = shapes
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < SEGMENT_HEADER:
-                raise JournalCorruptError(str(path), "shorter than a segment header")
-            self._mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        # Kept open: the writer syncs the range it has read through it before committing.
+        self.fd = os.open(path, os.O_RDONLY)
+        size = os.fstat(self.fd).st_size
+        if size < SEGMENT_HEADER:
+            os.close(self.fd)
+            raise JournalCorruptError(str(path), "shorter than a segment header")
+        self._mm = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
         if self._mm[:8] != SEGMENT_MAGIC:
             self._mm.close()
+            os.close(self.fd)
             raise JournalCorruptError(str(path), "bad magic")
         self._view = memoryview(self._mm)  # zero-copy slices for checksums
         self.segment_no = int.from_bytes(self._mm[8:16], "little")
@@ -485,6 +488,7 @@ class SegmentScanner:
     def close(self) -> None:
         self._view.release()
         self._mm.close()
+        os.close(self.fd)
 
 
 def merge_shape(held: dict[str, str], declared: Mapping[str, str]) -> None:

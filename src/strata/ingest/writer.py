@@ -12,7 +12,6 @@ rebuilt from exactly the same records under exactly the same name.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -99,6 +98,7 @@ class Writer:
         self._pending_segment = next((n for n in segments if n >= segment_of(start)), live_from)
         self._scanner = self._open_scanner(self._pending_segment)
         self._last_sync = time.monotonic()
+        self._kept_from = -1  # segments below this one have been deleted
 
     # -- following the journal --------------------------------------------------------------
 
@@ -319,11 +319,7 @@ class Writer:
         scanner = self._scanner
         if scanner is None or scanner.segment_no != segment_no:
             return  # older segments were synced when they were left behind
-        fd = os.open(scanner.path, os.O_RDONLY)
-        try:
-            sync_range(fd, scanner.offset)
-        finally:
-            os.close(fd)
+        sync_range(scanner.fd, scanner.offset)
         self._last_sync = time.monotonic()
 
     def _housekeeping(self) -> None:
@@ -339,8 +335,12 @@ class Writer:
         starts += [b.first for b in self._rebuilds.values()]
         starts += [i.first for intents in self._pending.values() for i in intents]
         low = min([*starts, self.scan_pos])
-        current = segment_of(self.scan_pos)
-        old = [n for n in self.journal.segment_numbers() if n < min(segment_of(low), current)]
+        keep_from = min(segment_of(low), segment_of(self.scan_pos))
+        if keep_from <= self._kept_from:
+            self.status.low_water = low
+            return  # no segment became deletable: spare the directory listing
+        self._kept_from = keep_from
+        old = [n for n in self.journal.segment_numbers() if n < keep_from]
         if old:
             self._committed = [c for c in self._committed if c.last >= low]
             pending = [i for intents in self._pending.values() for i in intents]
