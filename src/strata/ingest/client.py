@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,7 +82,9 @@ class IngestClient(Closing):
         self._clock = clock
         self._appender = SegmentAppender(self._journal, self.config.segment_bytes)
         self._encoder = RecordEncoder(
-            self._journal.shapes, on_shape_change=self._declare_shape, max_payload=self._max_payload
+            self._journal.shapes,
+            on_shape_change=self._declare_shape,
+            max_payload=self._max_payload(),
         )
         for table, shape in self._encoder.shapes.items():
             self._appender.declare_shape(table, shape)
@@ -142,24 +144,18 @@ class IngestClient(Closing):
             self._count_rejection()
             raise
         clean = [payload for payload, conflict in encoded if conflict is None]
+        quarantined = len(clean) < len(encoded)
         with self._lock:
             if self._closed:
                 raise ClientClosedError
-            # Clean records travel as one frame (cheap for both ends); conflicts one by one.
-            chunk: list[bytes] = []
-            size = 0
-            limit = self._max_payload()
-            for payload in clean:
-                if chunk and (len(chunk) >= _BATCH_FRAME_RECORDS or size + len(payload) > limit):
-                    self._append_batch(table, tenant_id, ingested_us, chunk)
-                    chunk, size = [], 0
-                chunk.append(payload)
-                size += len(payload)
-            if chunk:
+            # Clean records travel as few frames as fit (cheap for both ends); conflicts
+            # one by one, as their own stream.
+            for chunk in _frames(clean, self._encoder.max_payload):
                 self._append_batch(table, tenant_id, ingested_us, chunk)
-            for payload, conflict in encoded:
-                if conflict is not None:
-                    self._append(table, tenant_id, ingested_us, payload, conflict)
+            if quarantined:
+                for payload, conflict in encoded:
+                    if conflict is not None:
+                        self._append(table, tenant_id, ingested_us, payload, conflict)
         return len(encoded)
 
     def _stream(self, table: str, tenant: str | int) -> str:
@@ -188,6 +184,7 @@ class IngestClient(Closing):
             if self._closed:
                 raise ClientClosedError
             self._appender.declare_shape(table, shape)
+            self._encoder.max_payload = self._max_payload()
 
     def _append_batch(
         self, table: str, tenant: str, ingested_us: int, payloads: list[bytes]
@@ -298,6 +295,25 @@ class IngestClient(Closing):
             writer_restarts=self._writer.restarts,
             last_error=status.last_error,
         )
+
+
+def _frames(payloads: list[bytes], limit: int) -> Iterator[list[bytes]]:
+    """Split payloads into frames of at most _BATCH_FRAME_RECORDS records and ``limit`` bytes."""
+    for start in range(0, len(payloads), _BATCH_FRAME_RECORDS):
+        piece = payloads[start : start + _BATCH_FRAME_RECORDS]
+        if sum(map(len, piece)) <= limit:
+            yield piece  # the usual case, decided at C speed
+            continue
+        chunk: list[bytes] = []
+        size = 0
+        for payload in piece:
+            if chunk and size + len(payload) > limit:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(payload)
+            size += len(payload)
+        if chunk:
+            yield chunk
 
 
 def _size(path: Path) -> int:

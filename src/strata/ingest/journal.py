@@ -260,7 +260,13 @@ class SegmentAppender:
         self.stream_ids: dict[StreamKey, int] = {}
         self.shapes: dict[str, bytes] = {}  # table -> encoded shape, re-declared per segment
         self._update_max_payload()
-        self._open(self._journal.take_segment_number(), None)
+        # The first segment is prefaulted here, in the constructor, where a few milliseconds
+        # cost nothing; later ones by the client's helper thread.
+        number = self._journal.take_segment_number()
+        self._open(
+            number,
+            create_segment(journal.segment_path(number), number, segment_bytes, prefault=True),
+        )
         self.first_segment = self.segment_no
 
     @property

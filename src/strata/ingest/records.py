@@ -57,12 +57,12 @@ class RecordEncoder:
         store: SharedShapes,
         *,
         on_shape_change: Callable[[str, dict[str, Kind]], None],
-        max_payload: Callable[[], int],
+        max_payload: int,
     ) -> None:
         self._store = store
         self._shapes: Shapes = store.read()  # type: ignore[assignment]
         self._on_shape_change = on_shape_change
-        self._max_payload = max_payload
+        self.max_payload = max_payload  # the owner lowers it as shapes grow
         self._verdicts: dict[Signature, Verdict] = {}
         self._learning = threading.Lock()
 
@@ -85,16 +85,42 @@ class RecordEncoder:
         """Encode every record or none: the first invalid one raises, naming its index."""
         batch = records if isinstance(records, (list, tuple)) else list(records)
         out: list[Encoded] = []
-        verdicts = self._verdicts
-        encode = self._encode
+        # Records of one call usually share a signature: compare with the previous one
+        # (an identity check per element) before hashing, and inline the common checks.
+        last_keys: tuple[object, ...] = ()
+        last_types: tuple[type, ...] = ()
+        verdict: Verdict | None = None
+        dumps, limit = orjson.dumps, self.max_payload
         for index, record in enumerate(batch):
             try:
-                verdict = verdicts.get((table, tuple(record), tuple(map(type, record.values()))))
+                keys = tuple(record)
+                types = tuple(map(type, record.values()))
             except (AttributeError, TypeError):
                 raise _not_a_dict(table, tenant, record, index) from None
-            if verdict is None:
-                return self._learn_and_encode(table, tenant, batch)
-            out.append((encode(table, tenant, record, verdict, index), verdict.conflict))
+            if verdict is None or keys != last_keys or types != last_types:
+                verdict = self._verdicts.get((table, keys, types))
+                if verdict is None:
+                    return self._learn_and_encode(table, tenant, batch)
+                last_keys, last_types = keys, types
+                simple = not (verdict.json_fields or verdict.conflict)
+                floats, ints = verdict.float_fields, verdict.int_fields
+            if not simple:
+                out.append((self._encode(table, tenant, record, verdict, index), verdict.conflict))
+                continue
+            for name in floats:
+                value = record[name]
+                if value - value != 0.0:
+                    raise _not_finite(table, tenant, name, value, index)
+            for name in ints:
+                if not _INT64_MIN <= record[name] <= _INT64_MAX:
+                    raise _too_big(table, tenant, name, index)
+            try:
+                payload = dumps(record, default=_encode_extra, option=_OPTIONS)
+            except orjson.JSONEncodeError:
+                payload = self._encode(table, tenant, record, verdict, index)  # raises, naming why
+            if len(payload) > limit:
+                raise _too_large(table, tenant, len(payload), limit, index)
+            out.append((payload, None))
         return out
 
     def _learn_and_encode(
@@ -150,22 +176,10 @@ class RecordEncoder:
         for name in verdict.float_fields:
             value = record[name]
             if value - value != 0.0:  # NaN or ±infinity: no JSON form, so no silent null
-                raise InvalidRecordError(
-                    table,
-                    tenant,
-                    f"{value!r} cannot be stored; use None for a missing number",
-                    field=name,
-                    index=index,
-                )
+                raise _not_finite(table, tenant, name, value, index)
         for name in verdict.int_fields:
             if not _INT64_MIN <= record[name] <= _INT64_MAX:
-                raise InvalidRecordError(
-                    table,
-                    tenant,
-                    "integer does not fit in a 64-bit column",
-                    field=name,
-                    index=index,
-                )
+                raise _too_big(table, tenant, name, index)
         if verdict.json_fields and verdict.conflict is None:
             record = dict(record)
             for name in verdict.json_fields:
@@ -186,14 +200,9 @@ class RecordEncoder:
         except orjson.JSONEncodeError as exc:
             field = next((k for k, v in record.items() if not _serializable(v)), None)
             raise InvalidRecordError(table, tenant, str(exc), field=field, index=index) from None
-        limit = self._max_payload()
+        limit = self.max_payload
         if len(payload) > limit:
-            raise InvalidRecordError(
-                table,
-                tenant,
-                f"record is {len(payload)} bytes encoded; the limit is {limit}",
-                index=index,
-            )
+            raise _too_large(table, tenant, len(payload), limit, index)
         return payload
 
 
@@ -209,3 +218,22 @@ def _not_a_dict(table: str, tenant: str, record: object, index: int | None) -> I
     return InvalidRecordError(
         table, tenant, f"record must be a dict, got {type(record).__name__}", index=index
     )
+
+
+def _not_finite(
+    table: str, tenant: str, field: str, value: float, index: int | None
+) -> InvalidRecordError:
+    reason = f"{value!r} cannot be stored; use None for a missing number"
+    return InvalidRecordError(table, tenant, reason, field=field, index=index)
+
+
+def _too_big(table: str, tenant: str, field: str, index: int | None) -> InvalidRecordError:
+    reason = "integer does not fit in a 64-bit column"
+    return InvalidRecordError(table, tenant, reason, field=field, index=index)
+
+
+def _too_large(
+    table: str, tenant: str, size: int, limit: int, index: int | None
+) -> InvalidRecordError:
+    reason = f"record is {size} bytes encoded; the limit is {limit}"
+    return InvalidRecordError(table, tenant, reason, index=index)
