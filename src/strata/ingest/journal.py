@@ -42,6 +42,7 @@ SEGMENT_HEADER: Final = 16  # magic (8) + segment number (8)
 # visible in; a zero or mismatching seal is a frame still being written (or torn).
 _SEAL: Final = struct.Struct("<I")
 _HEADER: Final = struct.Struct("<IBIq")
+_FRAME: Final = struct.Struct("<IIBIq")  # seal and header, read in one call
 FRAME_OVERHEAD: Final = _SEAL.size + _HEADER.size
 _REASON: Final = struct.Struct("<H")  # quarantine payloads start with their reason's length
 
@@ -432,64 +433,69 @@ class SegmentScanner:
         return position(self.segment_no, self.offset)
 
     def read(self, max_frames: int) -> Iterator[JournalFrame]:
-        """Yield up to ``max_frames`` record frames from the current offset."""
-        mm = self._mm
+        """Yield up to ``max_frames`` record frames from the current offset.
+
+        The writer's per-record cost lives here, hence the local names and the direct
+        tuple construction of frames.
+        """
+        mm, view, streams = self._mm, self._view, self._streams
         size = len(mm)
+        unpack, crc32, new_frame = _FRAME.unpack_from, zlib.crc32, tuple.__new__
+        base = position(self.segment_no, 0)
+        offset = self.offset
         yielded = 0
-        while yielded < max_frames and not self.exhausted:
-            if self.offset + FRAME_OVERHEAD > size:
-                self.exhausted = True
-                return
-            (seal,) = _SEAL.unpack_from(mm, self.offset)
-            header_at = self.offset + _SEAL.size
-            start = self.offset + FRAME_OVERHEAD
-            length, kind, sid, us = _HEADER.unpack_from(mm, header_at)
-            end = start + length
-            if seal == 0 or end > size:
-                self.exhausted = not self.live  # a live producer may still write here
-                return
-            view = self._view
-            if (zlib.crc32(view[start:end], zlib.crc32(view[header_at:start])) or 1) != seal or (
-                kind in _STREAM_KINDS and sid not in self._streams
-            ):
-                # Live: the producer is mid-append. Otherwise: torn by a crash, and the
-                # caller of that append never saw it return.
-                self.exhausted = not self.live
-                return
-            pos = position(self.segment_no, self.offset)
-            self.offset = end
-            if kind == KIND_RECORD:
-                yielded += 1
-                yield JournalFrame(pos, self._streams[sid], us, mm[start:end], 1, None)
-            elif kind == KIND_BATCH:
-                (count,) = _COUNT.unpack_from(mm, start)
-                yielded += count
-                yield JournalFrame(
-                    pos, self._streams[sid], us, mm[start + _COUNT.size : end], count, None
-                )
-            elif kind == KIND_QUARANTINE:
-                payload = mm[start:end]
-                (rlen,) = _REASON.unpack_from(payload)
-                reason = payload[_REASON.size : _REASON.size + rlen].decode()
-                yielded += 1
-                yield JournalFrame(
-                    pos, self._streams[sid], us, payload[_REASON.size + rlen :], 1, reason
-                )
-            elif kind == KIND_PARTITION:
-                payload = mm[start:end]
-                table, tenant, quarantined = orjson.loads(payload)
-                self._streams[sid] = (table, tenant, bool(quarantined))
-            elif kind == KIND_SHAPE:
-                table, shape = orjson.loads(mm[start:end])
-                merge_shape(self.shapes.setdefault(table, {}), shape)
-            elif kind == KIND_END:
-                self.next_segment = int(mm[start:end])
-                self.exhausted = True
-                return
-            else:
-                raise JournalCorruptError(
-                    str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}"
-                )
+        try:
+            while yielded < max_frames:
+                if offset + FRAME_OVERHEAD > size:
+                    self.exhausted = True
+                    return
+                seal, length, kind, sid, us = unpack(mm, offset)
+                start = offset + FRAME_OVERHEAD
+                end = start + length
+                if seal == 0 or end > size:
+                    self.exhausted = not self.live  # a live producer may still write here
+                    return
+                # The seal covers header and payload, which are contiguous: one checksum.
+                if (crc32(view[offset + _SEAL.size : end]) or 1) != seal or (
+                    kind in _STREAM_KINDS and sid not in streams
+                ):
+                    # Live: the producer is mid-append. Otherwise: torn by a crash, and the
+                    # caller of that append never saw it return.
+                    self.exhausted = not self.live
+                    return
+                pos = base | offset
+                offset = end
+                if kind == KIND_RECORD:
+                    yielded += 1
+                    yield new_frame(JournalFrame, (pos, streams[sid], us, mm[start:end], 1, None))
+                elif kind == KIND_BATCH:
+                    (count,) = _COUNT.unpack_from(mm, start)
+                    yielded += count
+                    payload = mm[start + _COUNT.size : end]
+                    yield new_frame(JournalFrame, (pos, streams[sid], us, payload, count, None))
+                elif kind == KIND_QUARANTINE:
+                    payload = mm[start:end]
+                    (rlen,) = _REASON.unpack_from(payload)
+                    reason = payload[_REASON.size : _REASON.size + rlen].decode()
+                    record = payload[_REASON.size + rlen :]
+                    yielded += 1
+                    yield new_frame(JournalFrame, (pos, streams[sid], us, record, 1, reason))
+                elif kind == KIND_PARTITION:
+                    table, tenant, quarantined = orjson.loads(mm[start:end])
+                    streams[sid] = (table, tenant, bool(quarantined))
+                elif kind == KIND_SHAPE:
+                    table, shape = orjson.loads(mm[start:end])
+                    merge_shape(self.shapes.setdefault(table, {}), shape)
+                elif kind == KIND_END:
+                    self.next_segment = int(mm[start:end])
+                    self.exhausted = True
+                    return
+                else:
+                    raise JournalCorruptError(
+                        str(self.path), f"unknown frame kind {kind} at offset {pos & 0xFFFFFFFF}"
+                    )
+        finally:
+            self.offset = offset
 
     def close(self) -> None:
         self._view.release()

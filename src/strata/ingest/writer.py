@@ -90,7 +90,10 @@ class Writer:
             self._pending.setdefault(intent.key, []).append(intent)
         self._rebuilds: dict[str, PartitionBuffer] = {}
         self._buffers: dict[BatchKey, PartitionBuffer] = {}
-        self._full: list[PartitionBuffer] = []  # reached a size limit while scanning
+        self._full: list[PartitionBuffer] = []
+        self._replaying = True
+        self._max_records = config.batch_max_records
+        self._max_bytes = config.batch_max_bytes  # reached a size limit while scanning
         self._committed: list[BatchIntent] = []
         segments = journal.segment_numbers()
         start = max(self._recovered.checkpoint, position(segments[0], 0) if segments else 0)
@@ -121,14 +124,21 @@ class Writer:
             if self._scanner is None:
                 return 0
         scanner = self._scanner
+        # Replay bookkeeping only while there is some: old segments, committed ranges to
+        # skip or intents to rebuild. A live writer skips it per frame.
+        self._replaying = bool(
+            scanner.segment_no < self.live_from or self._recovered.committed or self._pending
+        )
         routed = 0
         added = 0
+        route, scan_from = self._route, self._scan_from
+        room = self.config.memory_limit_bytes - self.status.buffered_bytes
         for frame in scanner.read(SCAN_CHUNK):
-            routed += frame.records
-            if frame.pos >= self._scan_from:
-                added += self._route(frame)
-            if self.status.buffered_bytes + added >= self.config.memory_limit_bytes:
-                break  # the lake is behind: stop reading, the journal holds the rest
+            routed += frame[4]  # records
+            if frame[0] >= scan_from:  # pos
+                added += route(frame)
+                if added >= room:
+                    break  # the lake is behind: stop reading, the journal holds the rest
         self.status.buffered_bytes += added
         if scanner.exhausted:
             self._pending_segment = self._next_segment(scanner)
@@ -139,10 +149,22 @@ class Writer:
 
     def _route(self, frame: JournalFrame) -> int:
         """Put one journal frame where it belongs; returns the bytes it adds to memory."""
-        table, tenant, quarantined = frame.stream
-        key: BatchKey = (table, tenant, frame.ingested_us // US_PER_DAY, quarantined)
-        if self._recovered.committed and self._recovered.is_committed(key, frame.pos):
+        pos, (table, tenant, quarantined), ingested_us, payload, records, reason = frame
+        key: BatchKey = (table, tenant, ingested_us // US_PER_DAY, quarantined)
+        if self._replaying and self._route_replayed(key, frame):
             return 0
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = PartitionBuffer(key, pos, time.monotonic())
+        buf.add(pos, ingested_us, payload, records, reason)
+        if buf.count >= self._max_records or len(buf.lines) >= self._max_bytes:
+            self._full.append(self._buffers.pop(key))  # sealed now, not after the whole chunk
+        return len(payload) + 8 * records
+
+    def _route_replayed(self, key: BatchKey, frame: JournalFrame) -> bool:
+        """Replay bookkeeping; True when the frame is already committed or is rebuilt."""
+        if self._recovered.committed and self._recovered.is_committed(key, frame.pos):
+            return True
         if segment_of(frame.pos) < self.live_from:
             self.status.replayed += frame.records
         for intent in self._pending.get(key, ()):
@@ -155,17 +177,8 @@ class Writer:
                 rebuild.add(
                     frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason
                 )
-                return 0
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = PartitionBuffer(key, frame.pos, time.monotonic())
-        buf.add(frame.pos, frame.ingested_us, frame.payload, frame.records, frame.reason)
-        if (
-            buf.count >= self.config.batch_max_records
-            or len(buf.lines) >= self.config.batch_max_bytes
-        ):
-            self._full.append(self._buffers.pop(key))  # sealed now, not after the whole chunk
-        return len(frame.payload) + 8 * frame.records
+                return True
+        return False
 
     @property
     def scan_pos(self) -> int:
