@@ -296,8 +296,17 @@ def test_an_unknown_protocol_is_a_config_error_naming_the_url() -> None:
     assert "nosuchproto" in message.split(":", 1)[1]
 
 
-def test_a_missing_driver_is_a_config_error_with_the_install_hint() -> None:
-    # adlfs is an optional extra that the dev environment does not install
+def test_a_missing_driver_is_a_config_error_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # adlfs is an optional extra (installed for development): fail its import the way
+    # fsspec does when the extra is missing.
+    import fsspec.core
+
+    def missing_driver(url: str, **_: object) -> None:
+        raise ImportError("Install adlfs to access Azure Datalake Gen2 and Azure Blob Storage")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", missing_driver)
     with pytest.raises(ConfigError, match=r"pip install 'stratalake\[azure\]'"):
         open_lake("abfs://container/lake")
 
