@@ -7,6 +7,7 @@ of these" predicate and a migration lock; it never branches on the database name
 from __future__ import annotations
 
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,9 @@ class CatalogBackend(ABC):
         """Whether the error means the database cannot be reached now (worth a retry)."""
 
 
+_WAL_ATTEMPTS: Final = 600  # x 50 ms: as long as the 30 s busy timeout
+
+
 class SqliteBackend(CatalogBackend):
     """A file next to the project: WAL for concurrent readers, foreign keys on.
 
@@ -130,10 +134,28 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch a (possibly fresh) database to WAL, waiting out other openers.
+
+    The switch needs an exclusive lock and SQLite may answer "locked" at once instead of
+    using the busy timeout while another connection is creating the same file. WAL is
+    persistent, so only the first opener of a new database ever waits here.
+    """
+    for _ in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode = WAL")  # last try: let its error speak
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
