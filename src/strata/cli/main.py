@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 import strata
-from strata.cli import demo_cmd, ingest_cmd, lake_cmd
+from strata.cli import demo_cmd, ingest_cmd, lake_cmd, project_cmd
 from strata.cli.console import print_error
 from strata.core.errors import StrataError
 from strata.core.logging import configure
@@ -126,6 +126,8 @@ def root(
 app.command(name="ingest", no_args_is_help=True)(ingest_cmd.ingest)
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(lake_cmd.app, name="lake")
+app.command(name="init")(project_cmd.init)
+app.command(name="validate")(project_cmd.validate)
 
 
 def main() -> None:
