@@ -268,3 +268,19 @@ def test_compiled_query_keeps_other_filters_and_runs_in_duckdb(config: ModelConf
     con.register("batch", batch)
     out = con.sql(sql).to_arrow_table().to_pylist()
     assert [(r["id"], r["_deleted"], r["_bronze_row"]) for r in out] == [(1, True, 1)]
+
+
+def test_a_column_that_was_only_ever_null_is_read_as_null(
+    lake: Path, catalog: Catalog, model: ModelSql, config: ModelConfig
+) -> None:
+    """The SDK writes a column once it holds a value: before any soft delete, bronze files
+    have no ``deleted_at`` at all, and the model that names it must still build."""
+    rows = [{k: v for k, v in row(i, f"{i}@x.com", i).items() if k != "deleted_at"} for i in (1, 2)]
+    rel = BronzePartition("wfm", "profiles", "acme", T0.date()).file(uuid.uuid4()).path
+    (lake / rel).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), lake / rel)
+
+    result = build(model, config, lake, catalog)
+
+    assert result.rows_out == 2
+    assert [(r["id"], r["deleted_at"]) for r in rows_of(lake)] == [(1, None), (2, None)]

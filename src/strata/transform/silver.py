@@ -26,7 +26,7 @@ table version stays as it was, with the files left unconsumed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -148,7 +148,8 @@ def build_silver(
         "transform", params={"model": name, "full_refresh": full_refresh}
     )
     try:
-        batch = _read_batch(name, lake, files, [f.path for f in todo])
+        referenced = {c.name.lower() for c in model.tree.find_all(exp.Column)}
+        batch = _read_batch(name, lake, files, [f.path for f in todo], referenced)
         result = _run(name, query, batch)
         _check_keys(name, result, config.primary_key)
         partition_by = list(config.partition_by)
@@ -196,9 +197,20 @@ def _bronze_files(storage: LocalStorage, source: SourceRef) -> list[StoredFile]:
     return found
 
 
-def _read_batch(model: str, lake: Path, files: Sequence[StoredFile], paths: list[str]) -> pa.Table:
+def _read_batch(
+    model: str,
+    lake: Path,
+    files: Sequence[StoredFile],
+    paths: list[str],
+    referenced: Collection[str] = (),
+) -> pa.Table:
     """The rows of ``paths`` with lineage columns, in one schema unified over every file of
-    the table (columns appear over time; a model may select one an older batch lacks)."""
+    the table (columns appear over time; a model may select one an older batch lacks).
+
+    A column the model names that no file has is a column that has only ever been null
+    (the SDK writes a column once it holds a value, e.g. ``deleted_at``): it is added as
+    nulls, so the model's casts give it its type.
+    """
     try:
         schema = pa.unify_schemas(
             [pq.read_schema(lake / f.path) for f in files], promote_options="permissive"
@@ -206,6 +218,9 @@ def _read_batch(model: str, lake: Path, files: Sequence[StoredFile], paths: list
     except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
         raise ModelRunError(model, f"bronze files disagree on column types: {exc}") from exc
     schema = schema.remove_metadata()
+    present = {n.lower() for n in schema.names}
+    for column in sorted(set(referenced) - present - {BRONZE_FILE, BRONZE_ROW}):
+        schema = schema.append(pa.field(column, pa.null()))
     schema = schema.append(pa.field(BRONZE_FILE, pa.string())).append(
         pa.field(BRONZE_ROW, pa.int64())
     )
