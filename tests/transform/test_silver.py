@@ -284,3 +284,19 @@ def test_a_column_that_was_only_ever_null_is_read_as_null(
 
     assert result.rows_out == 2
     assert [(r["id"], r["deleted_at"]) for r in rows_of(lake)] == [(1, None), (2, None)]
+
+
+def test_new_files_that_change_nothing_record_no_new_version(
+    lake: Path, catalog: Catalog, model: ModelSql, config: ModelConfig
+) -> None:
+    write_bronze(lake, [row(1, "new@x.com", 10)])
+    first = build(model, config, lake, catalog)
+    write_bronze(lake, [row(1, "old@x.com", 0)])  # an older version of the key, late
+
+    again = build(model, config, lake, catalog)  # used to fail: version recorded twice
+
+    assert again.files_read == 1
+    assert [(r["id"], r["email"]) for r in rows_of(lake)] == [(1, "new@x.com")]
+    latest = catalog.latest_table_version("silver.profiles")
+    assert latest is not None
+    assert latest.version == again.version >= first.version

@@ -167,8 +167,8 @@ def build_silver(
             catalog.reset_model(name)
         consumed = [(f.path, f.size) for f in todo]
         catalog.mark_consumed(name, consumed, run)
-        rows = _row_count(path)
-        catalog.record_table_version(f"silver.{name}", version, rows, run)
+        if version != before:  # a merge that changed nothing makes no new Delta version
+            catalog.record_table_version(f"silver.{name}", version, _row_count(path), run)
     except Exception as exc:
         if own_run:
             catalog.finish_run(run, "failed", str(exc))
