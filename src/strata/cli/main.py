@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 import strata
-from strata.cli import demo_cmd, ingest_cmd, lake_cmd, project_cmd
+from strata.cli import demo_cmd, ingest_cmd, lake_cmd, project_cmd, run_cmd
 from strata.cli.console import print_error
 from strata.core.errors import StrataError
 from strata.core.logging import configure
@@ -128,6 +128,9 @@ app.command(name="demo")(demo_cmd.demo)
 app.add_typer(lake_cmd.app, name="lake")
 app.command(name="init")(project_cmd.init)
 app.command(name="validate")(project_cmd.validate)
+app.command(name="run")(run_cmd.run)
+app.command(name="show")(run_cmd.show)
+app.command(name="compile")(run_cmd.compile_model)
 
 
 def main() -> None:

@@ -1,0 +1,216 @@
+"""Run a project: build the selected models wave by wave, recording one run in the catalog.
+
+Everything that can be checked without data is checked before anything runs: every model
+parses, every silver model passes the silver lint, the DAG has no missing reference or
+cycle, and the selection names real models. Then the models of each DAG wave run in a
+small thread pool. A model that fails marks every model downstream of it ``skipped``;
+models that do not depend on it still run. The run and one step per model are recorded in
+the catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from strata.catalog.store import Catalog
+from strata.core.errors import ConfigError
+from strata.transform.config import Layer
+from strata.transform.dag import ModelDag, build_dag
+from strata.transform.gold import build_gold
+from strata.transform.project import Project, load_project
+from strata.transform.selection import select as select_models
+from strata.transform.silver import build_silver
+from strata.transform.sql import ModelSql, lint_silver, parse_model
+
+MAX_WORKERS: Final = 2
+
+ModelStatus = Literal["succeeded", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResult:
+    name: str
+    layer: Layer
+    status: ModelStatus
+    rows_in: int = 0
+    rows_out: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_id: str
+    results: tuple[ModelResult, ...]  # in topological order
+
+    @property
+    def failed(self) -> tuple[ModelResult, ...]:
+        return tuple(r for r in self.results if r.status == "failed")
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "succeeded" for r in self.results)
+
+    def result(self, name: str) -> ModelResult:
+        for item in self.results:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+Progress = Callable[[ModelResult], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedProject:
+    """A loaded project with every model parsed and linted, and its DAG."""
+
+    project: Project
+    models: Mapping[str, ModelSql]
+    dag: ModelDag
+    lake: Path
+
+
+def prepare_project(root: str | os.PathLike[str]) -> PreparedProject:
+    """Load, parse, lint and link the project at ``root``; raises the first problem."""
+    project = load_project(root)
+    models = {name: parse_model(name, pm.layer, pm.sql_text) for name, pm in project.models.items()}
+    for name in sorted(models):
+        if models[name].layer == "silver":
+            lint_silver(models[name])
+    dag = build_dag(models)
+    return PreparedProject(project, models, dag, local_lake(project))
+
+
+def local_lake(project: Project) -> Path:
+    url = project.config.lake_url
+    if "://" in url:
+        raise ConfigError(f"strata run needs a local lake folder, not {url}")
+    return Path(url)
+
+
+def run_project(
+    root: str | os.PathLike[str],
+    *,
+    select: str | None = None,
+    exclude: str | None = None,
+    full_refresh: bool = False,
+    catalog: Catalog | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Build the models ``select``/``exclude`` pick (all by default) in dependency order."""
+    prepared = prepare_project(root)
+    chosen = select_models(prepared.dag, select, exclude)
+    own_catalog = catalog is None
+    cat = catalog or Catalog.open(prepared.project.config.catalog_url)
+    try:
+        return _Run(prepared, cat, full_refresh, progress).execute(chosen, select, exclude)
+    finally:
+        if own_catalog:
+            cat.close()
+
+
+class _Run:
+    def __init__(
+        self,
+        prepared: PreparedProject,
+        catalog: Catalog,
+        full_refresh: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.prepared = prepared
+        self.catalog = catalog
+        self.full_refresh = full_refresh
+        self.progress = progress
+        self.layers: dict[str, Layer] = {n: m.layer for n, m in prepared.models.items()}
+
+    def execute(self, chosen: list[str], select: str | None, exclude: str | None) -> RunSummary:
+        params = {"select": select, "exclude": exclude, "full_refresh": self.full_refresh}
+        run_id = self.catalog.start_run("transform", params=params)
+        results: dict[str, ModelResult] = {}
+        try:
+            for name in chosen:
+                self.catalog.record_step(run_id, name, "queued")
+            doomed: set[str] = set()
+            wanted = set(chosen)
+            for wave in self.prepared.dag.waves():
+                names = [n for n in wave if n in wanted]
+                runnable = [n for n in names if n not in doomed]
+                for name in names:
+                    if name in doomed:
+                        results[name] = self._finish(
+                            run_id, ModelResult(name, self.layers[name], "skipped")
+                        )
+                for result in self._run_wave(run_id, runnable):
+                    results[result.name] = result
+                    if result.status == "failed":
+                        doomed |= self.prepared.dag.downstream(result.name)
+        except BaseException as exc:
+            self.catalog.finish_run(run_id, "failed", f"run aborted: {exc}")
+            raise
+        ordered = tuple(results[name] for name in chosen)
+        failed = [r.name for r in ordered if r.status == "failed"]
+        if failed:
+            self.catalog.finish_run(run_id, "failed", f"model(s) failed: {', '.join(failed)}")
+        else:
+            self.catalog.finish_run(run_id, "succeeded")
+        return RunSummary(run_id, ordered)
+
+    def _run_wave(self, run_id: str, names: list[str]) -> list[ModelResult]:
+        if not names:
+            return []
+        for name in names:
+            self.catalog.record_step(run_id, name, "running")
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(names))) as pool:
+            futures: list[Future[ModelResult]] = [
+                pool.submit(self._build, run_id, name) for name in names
+            ]
+            return [self._finish(run_id, future.result()) for future in futures]
+
+    def _finish(self, run_id: str, result: ModelResult) -> ModelResult:
+        self.catalog.record_step(
+            run_id,
+            result.name,
+            result.status,
+            rows_in=result.rows_in,
+            rows_out=result.rows_out,
+            error=result.error,
+        )
+        if self.progress is not None:
+            self.progress(result)
+        return result
+
+    def _build(self, run_id: str, name: str) -> ModelResult:
+        """Build one model; any failure becomes a failed result, so the run goes on."""
+        model = self.prepared.models[name]
+        config = self.prepared.project.models[name].config
+        lake = self.prepared.lake
+        start = time.perf_counter()
+        try:
+            if model.layer == "silver":
+                silver = build_silver(
+                    model, config, lake, self.catalog, full_refresh=self.full_refresh, run_id=run_id
+                )
+                rows_in, rows_out = silver.rows_in, silver.rows_out
+            else:
+                gold = build_gold(
+                    model,
+                    config,
+                    lake,
+                    self.catalog,
+                    run_id=run_id,
+                    full_refresh=self.full_refresh,
+                    layers=self.layers,
+                )
+                rows_in, rows_out = gold.rows_in, gold.rows_out
+        except Exception as exc:  # one model's failure must not stop independent models
+            seconds = time.perf_counter() - start
+            return ModelResult(name, model.layer, "failed", seconds=seconds, error=str(exc))
+        seconds = time.perf_counter() - start
+        return ModelResult(name, model.layer, "succeeded", rows_in, rows_out, seconds)
