@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-LAKE ?= ./lake
+PROJECT ?= examples/workforce
+LAKE ?= $(PROJECT)/lake
 
 .PHONY: demo test lint bench clean
 
@@ -19,9 +20,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# Land the demo data in the example project's lake, then build its silver and gold tables.
 demo: $(VENV)/.installed
 	$(BIN)/strata demo --lake $(LAKE)
 	$(BIN)/strata lake ls --lake $(LAKE)
+	$(BIN)/strata run --project $(PROJECT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -35,4 +38,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(LAKE) .strata
+	rm -rf $(LAKE) $(PROJECT)/.strata .strata
