@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,13 +13,6 @@ from strata.transform.gold import build_gold, compile_gold, relation_name
 from strata.transform.silver import ModelRunError
 from strata.transform.sql import DIALECT, parse_model
 from strata.transform.tables import read_table, table_path, table_version, write_table
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog.open("sqlite:///" + str(tmp_path / "catalog.db"))
-    yield cat
-    cat.close()
 
 
 @pytest.fixture

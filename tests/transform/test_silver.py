@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +44,6 @@ SCHEMA = pa.schema(
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
     return tmp_path / "lake"
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog.open("sqlite:///" + str(tmp_path / "catalog.db"))
-    yield cat
-    cat.close()
 
 
 @pytest.fixture

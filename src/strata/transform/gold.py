@@ -32,6 +32,7 @@ from strata.transform.config import Layer, ModelConfig
 from strata.transform.silver import ModelRunError
 from strata.transform.sql import DIALECT, ModelSql, SourceRef, find_references
 from strata.transform.tables import (
+    cast_to_schema,
     merge_table,
     read_table,
     table_path,
@@ -142,7 +143,7 @@ def _materialize(
         return table_version(path)
     write_deltalake(
         str(path),
-        _cast_like(result, DeltaTable(str(path)).to_pyarrow_dataset().schema),
+        cast_to_schema(result, DeltaTable(str(path)).to_pyarrow_dataset().schema),
         mode="overwrite",
         partition_by=list(partition_by),
         predicate=predicate.sql(),
@@ -196,18 +197,6 @@ def _equals(column: str, value: object) -> exp.Expr:
     if value is None:
         return exp.Is(this=col, expression=exp.Null())
     return exp.EQ(this=col, expression=exp.convert(value))
-
-
-def _cast_like(result: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Give columns the table's types where both have them, so a partial overwrite keeps
-    the schema (DuckDB may type a column differently than the first build did)."""
-    for index, column in enumerate(result.column_names):
-        if column in schema.names:
-            wanted = schema.field(column).type
-            if result.schema.field(index).type != wanted:
-                field = pa.field(column, wanted)
-                result = result.set_column(index, field, result.column(index).cast(wanted))
-    return result
 
 
 __all__ = [

@@ -87,7 +87,7 @@ def merge_table(
         raise TransformError(f"merging into {path} needs at least one key column")
     target = DeltaTable(str(path))
     target_schema: pa.Schema = target.to_pyarrow_dataset().schema
-    source = _cast_to(source, target_schema)
+    source = cast_to_schema(source, target_schema)
     columns = [name for name in source.column_names if name != deleted_column]
     on = exp.and_(*(exp.EQ(this=_col(_TARGET, k), expression=_col(_SOURCE, k)) for k in keys))
     updates = {name: _sql(_col(_SOURCE, name)) for name in columns}
@@ -133,7 +133,7 @@ def _newer(columns: Sequence[str]) -> exp.Expr:
     return exp.or_(greater, exp.and_(equal, exp.Paren(this=_newer(rest))))
 
 
-def _cast_to(source: pa.Table, schema: pa.Schema) -> pa.Table:
+def cast_to_schema(source: pa.Table, schema: pa.Schema) -> pa.Table:
     """Give source columns the target's types where both have them (``Etc/UTC`` vs ``UTC``
     timestamps, int32 vs int64), so the merge compares like with like."""
     for index, name in enumerate(source.column_names):
