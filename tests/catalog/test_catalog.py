@@ -29,7 +29,18 @@ from strata.catalog.config import engine_url
 from strata.catalog.schema import Base
 from strata.core.errors import ConfigError, InvalidIdentifierError, Terminal, Transient
 
-TABLES = {"runs", "run_steps", "model_state", "consumed_files", "table_versions"}
+TABLES = {
+    "runs",
+    "run_steps",
+    "model_state",
+    "consumed_files",
+    "table_versions",
+    "api_keys",
+    "metric_versions",
+    "dashboards",
+    "watermarks",
+    "widgets",
+}
 
 
 class StepClock:
@@ -56,12 +67,12 @@ def _tables(url: str) -> set[str]:
 
 def test_open_creates_schema_from_empty_and_reopening_is_idempotent(catalog_url: str) -> None:
     with Catalog.open(catalog_url) as catalog:
-        assert catalog.schema_revision() == migrate.head_revision() == "0001"
+        assert catalog.schema_revision() == migrate.head_revision() == "0005"
         run_id = catalog.start_run("transform")
     assert _tables(catalog_url) == TABLES | {migrate.VERSION_TABLE}
 
     with Catalog.open(catalog_url) as again:
-        assert again.schema_revision() == "0001"
+        assert again.schema_revision() == migrate.head_revision()
         assert again.get_run(run_id).status == "running"
 
 
@@ -125,7 +136,7 @@ def test_downgrade_to_base_then_upgrade_to_head(catalog_url: str) -> None:
         engine.dispose()
     assert _tables(catalog_url) >= TABLES
     with Catalog.open(catalog_url) as catalog:
-        assert catalog.schema_revision() == "0001"
+        assert catalog.schema_revision() == migrate.head_revision()
         assert catalog.list_runs() == []
 
 
@@ -170,7 +181,7 @@ def test_concurrent_processes_opening_a_fresh_catalog_all_succeed(catalog_url: s
             failures.append(stderr.strip().splitlines()[-1:])
     assert failures == []
     with Catalog.open(catalog_url) as catalog:
-        assert catalog.schema_revision() == "0001"
+        assert catalog.schema_revision() == migrate.head_revision()
 
 
 def test_a_schema_from_a_newer_strata_is_refused(tmp_path: Path) -> None:

@@ -151,9 +151,8 @@ def test_missing_project_file(tmp_path: Path) -> None:
             "strata.toml:3: unknown key 'tenant_kye' (did you mean 'tenant_key'?)",
         ),
         (
-            'name = "acme"\n[serve]\nport = 1\n',
-            "strata.toml:2: unknown key 'serve' (expected one of: catalog_url, explores_dir, "
-            "lake_url, models_dir, name, tenant_key)",
+            'name = "acme"\n[serv]\nport = 1\n',
+            "strata.toml:2: unknown key 'serv' (did you mean 'serve'?)",
         ),
         ('tenant_key = "company_id"\n', "strata.toml: missing 'name' (the project's name)"),
         (

@@ -215,3 +215,41 @@ def test_selection_picks_upstream_and_layers(root: Path) -> None:
     rest = run_project(root, exclude="layer:silver")
     assert sorted(r.name for r in rest.results) == ["dim_workers", "fct_other"]
     assert rest.ok
+
+
+def test_a_tenant_run_reads_and_replaces_only_that_tenant(root: Path) -> None:
+    run_project(root)
+    write_bronze(root / "lake", "acme", [profile("4", "acme")])
+    write_bronze(root / "lake", "globex", [profile("5", "globex")])
+
+    summary = run_project(root, tenant="acme")
+
+    assert summary.ok
+    assert summary.result("profiles").rows_in == 1  # globex's new file is not read
+    workers = {(r["worker_id"], r["company_id"]) for r in gold_rows(root, "dim_workers")}
+    assert workers == {("1", "acme"), ("2", "acme"), ("4", "acme"), ("3", "globex")}
+    # globex's new file is still waiting for an unscoped run
+    assert run_project(root).result("profiles").rows_in == 1
+    assert ("5", "globex") in {
+        (r["worker_id"], r["company_id"]) for r in gold_rows(root, "dim_workers")
+    }
+
+
+def test_a_tenant_full_refresh_rebuilds_that_tenant_and_keeps_the_others(root: Path) -> None:
+    run_project(root)
+    before = [r for r in gold_rows(root, "dim_workers") if r["company_id"] == "globex"]
+
+    summary = run_project(root, tenant="acme", full_refresh=True)
+
+    assert summary.ok
+    assert summary.result("profiles").rows_in == 2
+    rows = gold_rows(root, "dim_workers")
+    assert [r for r in rows if r["company_id"] == "globex"] == before
+    assert sorted(r["worker_id"] for r in rows if r["company_id"] == "acme") == ["1", "2"]
+    silver = read_table(table_path(root / "lake", "silver", "profiles")).to_table()
+    assert sorted(silver.column("id").to_pylist()) == ["1", "2", "3"]
+
+
+def test_a_tenant_run_refuses_a_bad_tenant_name(root: Path) -> None:
+    with pytest.raises(ValueError, match="tenant"):
+        run_project(root, tenant="../globex")

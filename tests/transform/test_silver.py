@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from strata.catalog.store import Catalog
 from strata.lake.paths import BronzePartition
 from strata.transform.config import ModelConfig
+from strata.transform.delta_files import active_files
 from strata.transform.silver import ModelRunError, build_silver, compile_silver
 from strata.transform.sql import DIALECT, ModelSql, parse_model
 from strata.transform.tables import read_table, table_path, table_version
@@ -213,6 +215,8 @@ def test_bad_cast_fails_naming_the_model_and_writes_nothing(
         build(model, config, lake, catalog)
 
     assert "not-a-number" in str(info.value)
+    assert "column score" in str(info.value)  # DuckDB names the column it was casting
+    assert "LINE 1" not in str(info.value)  # without the statement, which lists every file
     assert table_version(table_path(lake, "silver", "profiles")) == good.version
     assert rows_of(lake) == before
     assert catalog.consumed_count("profiles") == 1  # the bad file stays unconsumed
@@ -247,8 +251,8 @@ def test_compiled_query_keeps_other_filters_and_runs_in_duckdb(config: ModelConf
     )
     query = compile_silver(model, config, "batch")
     sql = query.sql(dialect=DIALECT)
-    assert "QUALIFY" in sql
-    assert "WHERE company_id <> 'test') AS model" in sql  # only the live filter is gone
+    assert "ANTI JOIN superseded" in sql
+    assert "WHERE company_id <> 'test'), repeated_keys" in sql  # only the live filter is gone
     batch = pa.Table.from_pylist(
         [
             {**row(1, "a", 0), "_bronze_file": "f", "_bronze_row": 0},
@@ -292,3 +296,46 @@ def test_new_files_that_change_nothing_record_no_new_version(
     latest = catalog.latest_table_version("silver.profiles")
     assert latest is not None
     assert latest.version == again.version >= first.version
+
+
+def test_a_null_key_fails_the_build_before_anything_is_committed(
+    lake: Path, catalog: Catalog, model: ModelSql, config: ModelConfig
+) -> None:
+    write_bronze(lake, [row(1, "a@x.com", 0)])
+    good = build(model, config, lake, catalog)
+    bad = row(2, "b@x.com", 5)
+    bad["company_id"] = None
+    write_bronze(lake, [bad])
+
+    with pytest.raises(ModelRunError, match=r"profiles.*company_id"):
+        build(model, config, lake, catalog)
+    with pytest.raises(ModelRunError, match="company_id"):
+        build(model, config, lake, catalog, full_refresh=True)
+
+    assert table_version(table_path(lake, "silver", "profiles")) == good.version
+    assert [r["id"] for r in rows_of(lake)] == [1]
+
+
+def test_a_full_build_writes_integer_key_ranges_to_files_of_their_own(
+    lake: Path,
+    catalog: Catalog,
+    model: ModelSql,
+    config: ModelConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("strata.transform.silver._ROWS_PER_RANGE", 3)
+    write_bronze(lake, [row(i, f"{i}@x.com", i) for i in range(1, 13)])
+    build(model, config, lake, catalog)
+    path = table_path(lake, "silver", "profiles")
+    files = active_files(path, ["id"])
+    assert len(files) == 4  # 12 keys, ranges of about 3
+    bounds = sorted((f.low["id"], f.high["id"]) for f in files)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(bounds))  # disjoint ranges
+    assert "__strata_cluster" not in read_table(path).schema.names
+    # an update of the newest key rewrites that range's file only
+    write_bronze(lake, [row(12, "new@x.com", 100)])
+    build(model, config, lake, catalog)
+    after = {f.path for f in active_files(path)}
+    assert len(after & {f.path for f in files}) == 3
+    assert [r["email"] for r in rows_of(lake) if r["id"] == 12] == ["new@x.com"]
+    assert len(rows_of(lake)) == 12

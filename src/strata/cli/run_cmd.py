@@ -41,6 +41,10 @@ def run(
         bool,
         typer.Option("--full-refresh", help="Rebuild tables from scratch, re-reading all bronze."),
     ] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Only this tenant: read its bronze, replace only its rows."),
+    ] = None,
 ) -> None:
     """Build the project's models in dependency order; exits 1 if any model failed."""
     with progress_bar() as bar:
@@ -50,7 +54,12 @@ def run(
             bar.update(task, advance=1, description=f"{result.name}: {result.status}")
 
         summary = run_project(
-            project, select=select, exclude=exclude, full_refresh=full_refresh, progress=advance
+            project,
+            select=select,
+            exclude=exclude,
+            full_refresh=full_refresh,
+            progress=advance,
+            tenant=tenant,
         )
     table = Table(title=f"run {summary.run_id}")
     for column in ("model", "layer", "status"):

@@ -24,17 +24,20 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import DeltaTable, write_deltalake
 from sqlglot import exp
 
 from strata.catalog.store import Catalog
 from strata.transform.config import Layer, ModelConfig
+from strata.transform.engine import TenantScope, duckdb_reason
 from strata.transform.silver import ModelRunError
 from strata.transform.sql import DIALECT, ModelSql, SourceRef, find_references
 from strata.transform.tables import (
     cast_to_schema,
     merge_table,
     read_table,
+    row_count,
     table_path,
     table_version,
     write_table,
@@ -78,11 +81,14 @@ def build_gold(
     run_id: str | None,
     full_refresh: bool = False,
     layers: Mapping[str, Layer] | None = None,
+    scope: TenantScope | None = None,
 ) -> GoldResult:
     """Rebuild ``gold.<model>`` from the current tables of the models it reads.
 
     ``layers`` maps referenced model names to their layers; without it each referenced
-    table is looked up in silver, then gold.
+    table is looked up in silver, then gold. With ``scope`` the model reads only that
+    tenant's rows of each table that has the tenant column, and only that tenant's rows
+    of this table are replaced (merged, for ``incremental``).
     """
     name = model.name
     query = compile_gold(model)
@@ -91,22 +97,67 @@ def build_gold(
         rows_in = 0
         for ref in sorted(model.model_refs):
             dataset = read_table(_upstream_path(name, lake, ref, layers))
-            rows_in += int(dataset.count_rows())
-            con.register(relation_name(ref), dataset)
+            rows_in += _register(con, relation_name(ref), dataset, scope)
         try:
             result: pa.Table = con.sql(query.sql(dialect=DIALECT)).to_arrow_table()
         except duckdb.Error as exc:
-            raise ModelRunError(name, str(exc)) from exc
+            raise ModelRunError(name, duckdb_reason(exc)) from exc
     finally:
         con.close()
 
     path = table_path(lake, "gold", name)
     before = table_version(path)
-    version = _materialize(name, config, path, result, full_refresh or before is None)
+    if scope is not None and before is not None and not _merges(config, full_refresh):
+        version = _replace_tenant(name, config, path, result, scope)
+    else:
+        version = _materialize(name, config, path, result, full_refresh or before is None)
     if version is not None and version != before:
-        rows = int(read_table(path).count_rows())
+        rows = row_count(path)
         catalog.record_table_version(f"gold.{name}", version, rows, run_id)
     return GoldResult(name, rows_in, result.num_rows, version)
+
+
+def _register(
+    con: duckdb.DuckDBPyConnection, relation: str, dataset: ds.Dataset, scope: TenantScope | None
+) -> int:
+    """Make ``dataset`` the relation ``relation`` (only the scope's tenant's rows, where it
+    has the tenant column); returns the rows it holds."""
+    if scope is None or scope.column not in dataset.schema.names:
+        con.register(relation, dataset)
+        return int(dataset.count_rows())
+    raw = f"{relation}__all"
+    con.register(raw, dataset)
+    view = exp.Create(
+        this=exp.to_table(relation, quoted=True),
+        kind="VIEW",
+        expression=exp.select(exp.Star())
+        .from_(exp.to_table(raw, quoted=True))
+        .where(scope.predicate()),
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+    con.execute(view.sql(dialect=DIALECT))
+    return int(dataset.count_rows(filter=pc.field(scope.column) == scope.tenant))
+
+
+def _merges(config: ModelConfig, full_refresh: bool) -> bool:
+    return config.materialized == "incremental" and not full_refresh
+
+
+def _replace_tenant(
+    name: str, config: ModelConfig, path: Path, result: pa.Table, scope: TenantScope
+) -> int | None:
+    """Replace the scope's tenant's rows of the table with ``result`` in one commit."""
+    if scope.column not in result.column_names:
+        raise ModelRunError(name, f"--tenant needs the model to select '{scope.column}'")
+    target = DeltaTable(str(path))
+    write_deltalake(
+        str(path),
+        cast_to_schema(result, target.to_pyarrow_dataset().schema),
+        mode="overwrite",
+        partition_by=list(target.metadata().partition_columns) or None,
+        predicate=scope.predicate().sql(),
+    )
+    return table_version(path)
 
 
 def _upstream_path(model: str, lake: Path, ref: str, layers: Mapping[str, Layer] | None) -> Path:
@@ -124,12 +175,16 @@ def _materialize(
 ) -> int | None:
     materialized = config.materialized
     if materialized == "table":
+        # Partitioned by the tenant key like every table (so the query API can isolate
+        # tenants by files), unless the model has no tenant column (a shared calendar).
         declared = "partition_by" in config.declared_keys
-        partition_by = _partitions(name, config, result) if declared else ()
+        present = all(c in result.column_names for c in config.partition_by)
+        partition_by = _partitions(name, config, result) if declared or present else ()
         return write_table(path, result, "overwrite", partition_by)
     if materialized == "incremental":
         if overwrite:
-            return write_table(path, result, "overwrite")
+            present = all(c in result.column_names for c in config.partition_by)
+            return write_table(path, result, "overwrite", config.partition_by if present else ())
         absent = [k for k in config.unique_key if k not in result.column_names]
         if absent:
             raise ModelRunError(name, f"unique key column(s) not selected: {absent}")

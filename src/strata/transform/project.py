@@ -38,7 +38,16 @@ from strata.transform.config import (
 
 PROJECT_FILE: Final = "strata.toml"
 LAKE_ENV: Final = "STRATA_LAKE"  # the same variable the CLI's --lake reads
-_TOML_KEYS: Final = ("name", "tenant_key", "lake_url", "catalog_url", "models_dir", "explores_dir")
+# [serve] belongs to the query API (strata.api.settings), which checks it.
+_TOML_KEYS: Final = (
+    "name",
+    "tenant_key",
+    "lake_url",
+    "catalog_url",
+    "models_dir",
+    "explores_dir",
+    "serve",
+)
 _TOML_LINE_RE: Final = re.compile(r"\(at line (\d+), column \d+\)$")
 
 
@@ -215,8 +224,8 @@ def _read_models(
         if not folder.is_dir():
             continue
         for sql_path in sorted(folder.glob("*.sql")):
-            rel = _rel(root, sql_path)
-            name = _name(sql_path.stem, "model", rel, problems)
+            rel = relative_path(root, sql_path)
+            name = stem_name(sql_path.stem, "model", rel, problems)
             if name is None:
                 continue
             if name in defined:
@@ -231,18 +240,20 @@ def _read_models(
             else:
                 models[name] = model
         for other in sorted(folder.iterdir()):
-            sibling = _rel(root, other.with_suffix(".sql"))
+            sibling = relative_path(root, other.with_suffix(".sql"))
             if other.suffix == ".yml" and not other.with_suffix(".sql").is_file():
-                problems.append(ProjectError(_rel(root, other), None, f"no {sibling} beside it"))
+                problems.append(
+                    ProjectError(relative_path(root, other), None, f"no {sibling} beside it")
+                )
             elif other.suffix == ".yaml":
                 problem = f"model configs end in .yml: rename it to {other.stem}.yml"
-                problems.append(ProjectError(_rel(root, other), None, problem))
+                problems.append(ProjectError(relative_path(root, other), None, problem))
     if base.is_dir():
         placed = {base / layer for layer in layers}
         for stray in sorted(p for p in base.rglob("*.sql") if p.parent not in placed):
             where = f"{config.models_dir}/silver/ or {config.models_dir}/gold/"
             problems.append(
-                ProjectError(_rel(root, stray), None, f"models belong directly in {where}")
+                ProjectError(relative_path(root, stray), None, f"models belong directly in {where}")
             )
     return models, broken
 
@@ -255,15 +266,15 @@ def _read_model(
     sql_path: Path,
     problems: list[ProjectError],
 ) -> ProjectModel | None:
-    before, rel = len(problems), _rel(root, sql_path)
+    before, rel = len(problems), relative_path(root, sql_path)
     sql_text = _read_text(sql_path, rel, problems)
     if sql_text is not None and not sql_text.strip():
         problems.append(ProjectError(rel, None, "the model's SQL is empty"))
     yml_path = sql_path.with_suffix(".yml")
-    yml_rel = _rel(root, yml_path)
+    yml_rel = relative_path(root, yml_path)
     node: Node | None = None
     if yml_path.is_file():
-        node = _read_yaml(yml_path, yml_rel, problems)
+        node = read_yaml(yml_path, yml_rel, problems)
         if node is None:
             return None
     elif layer == "silver":
@@ -297,7 +308,7 @@ def _read_explores(
         if model.layer != "gold":
             return f"{role} '{name}' is a silver model; explores are built on gold models"
         if not model.config.declares_column(tenant_key):
-            yml = _rel(root, model.sql_path.with_suffix(".yml"))
+            yml = relative_path(root, model.sql_path.with_suffix(".yml"))
             return (
                 f"explore '{explore}' refused: {role} '{name}' does not declare the tenant key "
                 f"'{tenant_key}' (add it to columns or partition_by in {yml})"
@@ -309,15 +320,15 @@ def _read_explores(
     if not folder.is_dir():
         return explores
     for path in sorted(folder.iterdir()):
-        rel = _rel(root, path)
+        rel = relative_path(root, path)
         if path.suffix == ".yaml":
             problem = f"explore files end in .yml: rename it to {path.stem}.yml"
             problems.append(ProjectError(rel, None, problem))
             continue
         if path.suffix != ".yml":
             continue
-        name = _name(path.stem, "explore", rel, problems)
-        node = _read_yaml(path, rel, problems)
+        name = stem_name(path.stem, "explore", rel, problems)
+        node = read_yaml(path, rel, problems)
         if name is None or node is None:
             continue
         explore = parse_explore_config(name, node, rel, check, problems)
@@ -329,11 +340,11 @@ def _read_explores(
 # -- files -------------------------------------------------------------------------------
 
 
-def _rel(root: Path, path: Path) -> str:
+def relative_path(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _name(stem: str, kind: str, rel: str, problems: list[ProjectError]) -> str | None:
+def stem_name(stem: str, kind: str, rel: str, problems: list[ProjectError]) -> str | None:
     try:
         return validate_name(stem, kind)
     except InvalidIdentifierError as exc:
@@ -351,7 +362,7 @@ def _read_text(path: Path, rel: str, problems: list[ProjectError]) -> str | None
     return None
 
 
-def _read_yaml(path: Path, rel: str, problems: list[ProjectError]) -> Node | None:
+def read_yaml(path: Path, rel: str, problems: list[ProjectError]) -> Node | None:
     text = _read_text(path, rel, problems)
     if text is None:
         return None

@@ -20,8 +20,10 @@ from typing import Final, Literal
 
 from strata.catalog.store import Catalog
 from strata.core.errors import ConfigError
+from strata.core.identifiers import validate_tenant
 from strata.transform.config import Layer
 from strata.transform.dag import ModelDag, build_dag
+from strata.transform.engine import TenantScope
 from strata.transform.gold import build_gold
 from strata.transform.project import Project, load_project
 from strata.transform.selection import select as select_models
@@ -103,14 +105,26 @@ def run_project(
     full_refresh: bool = False,
     catalog: Catalog | None = None,
     progress: Progress | None = None,
+    run_id: str | None = None,
+    tenant: str | None = None,
 ) -> RunSummary:
-    """Build the models ``select``/``exclude`` pick (all by default) in dependency order."""
+    """Build the models ``select``/``exclude`` pick (all by default) in dependency order.
+
+    ``run_id`` adopts a run already recorded as running (the query API records it first so
+    it can answer with the id at once); without it the run is recorded here. ``tenant``
+    limits the run to that tenant's bronze and that tenant's rows of every table.
+    """
     prepared = prepare_project(root)
     chosen = select_models(prepared.dag, select, exclude)
     own_catalog = catalog is None
     cat = catalog or Catalog.open(prepared.project.config.catalog_url)
     try:
-        return _Run(prepared, cat, full_refresh, progress).execute(chosen, select, exclude)
+        scope = None
+        if tenant is not None:
+            scope = TenantScope(prepared.project.config.tenant_key, validate_tenant(tenant))
+        return _Run(prepared, cat, full_refresh, progress, scope).execute(
+            chosen, select, exclude, run_id
+        )
     finally:
         if own_catalog:
             cat.close()
@@ -123,16 +137,25 @@ class _Run:
         catalog: Catalog,
         full_refresh: bool,
         progress: Progress | None,
+        scope: TenantScope | None = None,
     ) -> None:
+        self.scope = scope
         self.prepared = prepared
         self.catalog = catalog
         self.full_refresh = full_refresh
         self.progress = progress
         self.layers: dict[str, Layer] = {n: m.layer for n, m in prepared.models.items()}
 
-    def execute(self, chosen: list[str], select: str | None, exclude: str | None) -> RunSummary:
-        params = {"select": select, "exclude": exclude, "full_refresh": self.full_refresh}
-        run_id = self.catalog.start_run("transform", params=params)
+    def execute(
+        self, chosen: list[str], select: str | None, exclude: str | None, run_id: str | None
+    ) -> RunSummary:
+        params = {
+            "select": select,
+            "exclude": exclude,
+            "full_refresh": self.full_refresh,
+            "tenant": None if self.scope is None else self.scope.tenant,
+        }
+        run_id = run_id or self.catalog.start_run("transform", params=params)
         results: dict[str, ModelResult] = {}
         try:
             for name in chosen:
@@ -195,7 +218,13 @@ class _Run:
         try:
             if model.layer == "silver":
                 silver = build_silver(
-                    model, config, lake, self.catalog, full_refresh=self.full_refresh, run_id=run_id
+                    model,
+                    config,
+                    lake,
+                    self.catalog,
+                    full_refresh=self.full_refresh,
+                    run_id=run_id,
+                    scope=self.scope,
                 )
                 rows_in, rows_out = silver.rows_in, silver.rows_out
             else:
@@ -207,6 +236,7 @@ class _Run:
                     run_id=run_id,
                     full_refresh=self.full_refresh,
                     layers=self.layers,
+                    scope=self.scope,
                 )
                 rows_in, rows_out = gold.rows_in, gold.rows_out
         except Exception as exc:  # one model's failure must not stop independent models

@@ -26,37 +26,54 @@ table version stays as it was, with the files left unconsumed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlglot import exp
 
 from strata.catalog.store import Catalog
 from strata.lake.paths import InvalidBronzePathError, parse_bronze_path
 from strata.lake.storage import LocalStorage, StoredFile
 from strata.transform.config import ModelConfig
+from strata.transform.delta_files import (
+    active_files,
+    commit_files,
+    copy_to_table,
+    output_schema,
+)
+from strata.transform.engine import (
+    BRONZE_FILE,
+    BRONZE_ROW,
+    TenantScope,
+    bronze_batch,
+    bronze_columns,
+    bronze_scan,
+    build_connection,
+    duckdb_reason,
+)
 from strata.transform.errors import TransformError
+from strata.transform.file_merge import merge_files
 from strata.transform.sql import DIALECT, ModelSql, SourceRef, find_references, lint_silver
 from strata.transform.tables import (
     merge_table,
-    read_table,
+    row_count,
     table_path,
     table_version,
-    write_table,
 )
 
 INGESTED_AT: Final = "ingested_at"
-BRONZE_FILE: Final = "_bronze_file"
-BRONZE_ROW: Final = "_bronze_row"
 DELETED: Final = "_deleted"
 LINEAGE: Final = (INGESTED_AT, BRONZE_FILE, BRONZE_ROW)
 _BATCH: Final = "__strata_bronze_batch"
+_MODEL: Final = "model"
+_ROWS_PER_RANGE: Final = 250_000
+_REPEATED: Final = "repeated_keys"
+_SUPERSEDED: Final = "superseded"
+_BATCH_ROWS: Final = 122_880  # DuckDB's row group size: whole vectors per Arrow batch
 
 
 class ModelRunError(TransformError):
@@ -107,14 +124,44 @@ def compile_silver(model: ModelSql, config: ModelConfig, relation: str) -> exp.Q
         absent = [k for k in keys if k.lower() not in selected]
         if absent:
             raise ModelRunError(model.name, f"primary key column(s) not selected: {absent}")
+    return _dedupe(tree, keys)
+
+
+def _dedupe(model: exp.Select, keys: list[str]) -> exp.Query:
+    """``model``'s rows minus those a newer row of the same key supersedes.
+
+    Written as an anti-join on lineage rather than ``QUALIFY row_number() = 1`` over every
+    row: only keys that repeat (a few percent) go through the window, on narrow columns,
+    and the wide rows stream from the scan to the writer. Under the build's memory limit
+    this is what keeps a 10-million-row build near the unbounded floor (bench/transform.py).
+    """
     order = exp.Order(
         expressions=[exp.Ordered(this=_col(c), desc=True, nulls_first=False) for c in LINEAGE]
     )
     window = exp.Window(this=exp.RowNumber(), partition_by=[_col(k) for k in keys], order=order)
+    repeated = (
+        exp.select(*(_col(k) for k in keys))
+        .from_(_MODEL)
+        .group_by(*(_col(k) for k in keys))
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+    )
+    candidates = (
+        exp.select(*(_col(c) for c in dict.fromkeys([*keys, *LINEAGE])))
+        .from_(_MODEL)
+        .join(_REPEATED, using=[_col(k) for k in keys], join_type="semi")
+    )
+    superseded = (
+        exp.select(_col(BRONZE_FILE), _col(BRONZE_ROW))
+        .from_(candidates.subquery("candidates"))
+        .qualify(exp.GT(this=window, expression=exp.Literal.number(1)))
+    )
     return (
         exp.select(exp.Star())
-        .from_(tree.subquery("model", copy=False))
-        .qualify(exp.EQ(this=window, expression=exp.Literal.number(1)))
+        .from_(_MODEL)
+        .join(_SUPERSEDED, using=[_col(BRONZE_FILE), _col(BRONZE_ROW)], join_type="anti")
+        .with_(_MODEL, as_=model)
+        .with_(_REPEATED, as_=repeated)
+        .with_(_SUPERSEDED, as_=superseded)
     )
 
 
@@ -126,17 +173,22 @@ def build_silver(
     *,
     full_refresh: bool = False,
     run_id: str | None = None,
+    scope: TenantScope | None = None,
 ) -> SilverResult:
     """Bring ``silver.<model>`` up to date with its bronze table.
 
     The table is partitioned by ``config.partition_by`` (the project's tenant key unless
-    declared). Without ``run_id`` the build records its own ``transform`` run.
+    declared). Without ``run_id`` the build records its own ``transform`` run. With
+    ``scope`` only that tenant's bronze is read, and a full refresh replaces only its rows.
     """
     name = model.name
-    query = compile_silver(model, config, _BATCH)
+    deduped = compile_silver(model, config, _BATCH)
+    query = deduped
+    if scope is not None:
+        query = exp.select(exp.Star()).from_(query.subquery("built")).where(scope.predicate())
     (source,) = model.source_refs
     storage = LocalStorage(lake, fsync=False)
-    files = _bronze_files(storage, source)
+    files = _bronze_files(storage, source, None if scope is None else scope.tenant)
     path = table_path(lake, "silver", name)
     before = table_version(path)
     todo = files if full_refresh else catalog.new_files(name, [(f.path, f.size) for f in files])
@@ -149,132 +201,250 @@ def build_silver(
     )
     try:
         referenced = {c.name.lower() for c in model.tree.find_all(exp.Column)}
-        batch = _read_batch(name, lake, files, [f.path for f in todo], referenced)
-        result = _run(name, query, batch)
-        _check_keys(name, result, config.primary_key)
-        partition_by = list(config.partition_by)
-        absent = [c for c in partition_by if c not in result.column_names]
-        if absent:
-            raise ModelRunError(name, f"partition column(s) not selected: {absent}")
-        if full_refresh or before is None:
-            version = write_table(path, _live(result), "overwrite", partition_by)
-        else:
-            deleted = DELETED if DELETED in result.column_names else None
-            version = merge_table(
-                path, result, config.primary_key, deleted_column=deleted, newer_by=LINEAGE
-            )
-        if full_refresh:
+        with build_connection() as con:
+            _define_batch(name, con, lake, [f.path for f in todo], referenced)
+            rows_in = _count(name, con)
+            if full_refresh or before is None:
+                replaced = (
+                    _replaced_files(name, path, config, scope) if before is not None else None
+                )
+                cluster = _clustering(name, con, deduped, query, config)
+                version, rows_out = _overwrite(
+                    name, con, _live(query, config), path, config, replaced, cluster
+                )
+            else:
+                version, rows_out = _merge(name, con, query, path, config)
+        if full_refresh and scope is None:  # a tenant's refresh re-marks its own files
             catalog.reset_model(name)
         consumed = [(f.path, f.size) for f in todo]
         catalog.mark_consumed(name, consumed, run)
         if version != before:  # a merge that changed nothing makes no new Delta version
-            catalog.record_table_version(f"silver.{name}", version, _row_count(path), run)
+            catalog.record_table_version(f"silver.{name}", version, row_count(path), run)
     except Exception as exc:
         if own_run:
             catalog.finish_run(run, "failed", str(exc))
         raise
     if own_run:
         catalog.finish_run(run, "succeeded")
-    return SilverResult(name, batch.num_rows, result.num_rows, len(todo), version, run)
+    return SilverResult(name, rows_in, rows_out, len(todo), version, run)
 
 
 # -- bronze ------------------------------------------------------------------------------
 
 
-def _bronze_files(storage: LocalStorage, source: SourceRef) -> list[StoredFile]:
-    """The table's bronze record files; quarantined and foreign files are never read."""
+def _bronze_files(
+    storage: LocalStorage, source: SourceRef, tenant: str | None = None
+) -> list[StoredFile]:
+    """The table's bronze record files (of ``tenant`` only, if given); quarantined and
+    foreign files are never read."""
     found: list[StoredFile] = []
     for stored in storage.list_files(f"{source.namespace}/{source.table}/", ".parquet"):
         try:
             partition = parse_bronze_path(stored.path).partition
         except InvalidBronzePathError:
             continue
-        if not partition.quarantine and (partition.namespace, partition.table) == (
+        if partition.quarantine or (partition.namespace, partition.table) != (
             source.namespace,
             source.table,
         ):
+            continue
+        if tenant is None or partition.tenant == tenant:
             found.append(stored)
     return found
 
 
-def _read_batch(
+def _define_batch(
     model: str,
+    con: duckdb.DuckDBPyConnection,
     lake: Path,
-    files: Sequence[StoredFile],
     paths: list[str],
-    referenced: Collection[str] = (),
-) -> pa.Table:
-    """The rows of ``paths`` with lineage columns, in one schema unified over every file of
-    the table (columns appear over time; a model may select one an older batch lacks).
-
-    A column the model names that no file has is a column that has only ever been null
-    (the SDK writes a column once it holds a value, e.g. ``deleted_at``): it is added as
-    nulls, so the model's casts give it its type.
-    """
+    referenced: set[str],
+) -> None:
+    """Make ``_BATCH`` a view of the bronze rows of ``paths`` with lineage columns."""
+    scan = bronze_scan(lake, paths)
     try:
-        schema = pa.unify_schemas(
-            [pq.read_schema(lake / f.path) for f in files], promote_options="permissive"
-        )
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
-        raise ModelRunError(model, f"bronze files disagree on column types: {exc}") from exc
-    schema = schema.remove_metadata()
-    present = {n.lower() for n in schema.names}
-    for column in sorted(set(referenced) - present - {BRONZE_FILE, BRONZE_ROW}):
-        schema = schema.append(pa.field(column, pa.null()))
-    schema = schema.append(pa.field(BRONZE_FILE, pa.string())).append(
-        pa.field(BRONZE_ROW, pa.int64())
-    )
-    tables = []
-    for rel in paths:
-        table = pq.read_table(lake / rel).replace_schema_metadata(None)
-        rows = table.num_rows
-        table = table.append_column(BRONZE_FILE, pa.array([rel] * rows, pa.string()))
-        table = table.append_column(BRONZE_ROW, pa.array(range(rows), pa.int64()))
-        columns = [
-            table.column(f.name) if f.name in table.column_names else pa.nulls(rows, f.type)
-            for f in schema
-        ]
-        try:
-            tables.append(pa.Table.from_arrays(columns, schema=schema))
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            tables.append(pa.table(columns, names=schema.names).cast(schema))
-    return pa.concat_tables(tables)
-
-
-# -- run ---------------------------------------------------------------------------------
-
-
-def _run(model: str, query: exp.Query, batch: pa.Table) -> pa.Table:
-    con = duckdb.connect()
-    try:
-        con.register(_BATCH, batch)
-        result: pa.Table = con.sql(query.sql(dialect=DIALECT)).to_arrow_table()
+        present = bronze_columns(con, scan)
     except duckdb.Error as exc:
-        raise ModelRunError(model, str(exc)) from exc
-    finally:
-        con.close()
-    return result
+        raise ModelRunError(
+            model, f"bronze files cannot be read together: {duckdb_reason(exc)}"
+        ) from exc
+    view = exp.Create(
+        this=exp.to_table(_BATCH, quoted=True),
+        kind="VIEW",
+        expression=bronze_batch(lake, scan, present, referenced),
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+    con.execute(view.sql(dialect=DIALECT))
 
 
-def _check_keys(model: str, result: pa.Table, keys: Sequence[str]) -> None:
-    for key in keys:
-        if key not in result.column_names:
+def _count(model: str, con: duckdb.DuckDBPyConnection) -> int:
+    query = exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(_BATCH, quoted=True))
+    try:
+        rows = con.execute(query.sql(dialect=DIALECT)).fetchall()
+    except duckdb.Error as exc:
+        raise ModelRunError(model, duckdb_reason(exc)) from exc
+    return int(rows[0][0])
+
+
+def _live(query: exp.Query, config: ModelConfig) -> exp.Query:
+    """Rows to write when (re)creating the table: deleted keys are left out."""
+    if config.soft_delete_column is None:
+        return query
+    return (
+        exp.select(exp.Star(except_=[_col(DELETED)]))
+        .from_(query.subquery("deduped"))
+        .where(exp.Not(this=_col(DELETED)))
+    )
+
+
+def _fetch(model: str, con: duckdb.DuckDBPyConnection, query: exp.Query) -> pa.Table:
+    try:
+        table: pa.Table = con.sql(query.sql(dialect=DIALECT)).to_arrow_table()
+    except duckdb.Error as exc:
+        raise ModelRunError(model, duckdb_reason(exc)) from exc
+    return table
+
+
+def _overwrite(
+    model: str,
+    con: duckdb.DuckDBPyConnection,
+    query: exp.Query,
+    path: Path,
+    config: ModelConfig,
+    replaced: list[str] | None = None,
+    cluster: exp.Expr | None = None,
+) -> tuple[int, int]:
+    """Replace the table with ``query``'s rows, written by DuckDB and committed as one
+    Delta version; returns (version, rows written). With ``replaced`` (table files) only
+    those files are replaced and the rest of the table stays."""
+    try:
+        schema = output_schema(con, query)
+        _check_keys(model, schema, [], config)
+        checked = _fail_on_null(query, [*config.primary_key, *config.partition_by])
+        written = copy_to_table(con, checked, path, config.partition_by, schema, cluster)
+    except duckdb.Error as exc:
+        raise ModelRunError(model, duckdb_reason(exc)) from exc
+    if replaced is None:
+        version = commit_files(path, schema, config.partition_by, written, overwrite=True)
+    else:
+        version = commit_files(
+            path, schema, config.partition_by, written, replaced, overwrite=False
+        )
+    return version, sum(f.rows for f in written)
+
+
+def _replaced_files(
+    model: str, path: Path, config: ModelConfig, scope: TenantScope | None
+) -> list[str] | None:
+    """The table files a tenant's full refresh replaces (``None``: the whole table)."""
+    if scope is None:
+        return None
+    if scope.column not in config.partition_by:
+        raise ModelRunError(
+            model, f"--tenant needs the table partitioned by '{scope.column}' to replace one tenant"
+        )
+    return [f.path for f in active_files(path) if f.partition.get(scope.column) == scope.tenant]
+
+
+def _merge(
+    model: str,
+    con: duckdb.DuckDBPyConnection,
+    query: exp.Query,
+    path: Path,
+    config: ModelConfig,
+) -> tuple[int, int]:
+    """Merge the batch into the table; returns (version, rows merged). Files holding a key
+    the batch wins are rewritten in DuckDB; a batch whose schema differs from the table's
+    (a model change) goes through delta-rs's MERGE, which evolves the schema."""
+    deleted = DELETED if config.soft_delete_column is not None else None
+    checked = _fail_on_null(query, [*config.primary_key, *config.partition_by])
+    try:
+        _check_keys(model, output_schema(con, query), [], config)
+        merged = merge_files(
+            con, checked, path, config.primary_key, deleted_column=deleted, newer_by=LINEAGE
+        )
+        if merged is not None:
+            return merged
+        result = _fetch(model, con, checked)
+    except duckdb.Error as exc:
+        raise ModelRunError(model, duckdb_reason(exc)) from exc
+    version = merge_table(
+        path, result, config.primary_key, deleted_column=deleted, newer_by=LINEAGE
+    )
+    return version, result.num_rows
+
+
+def _clustering(
+    model: str,
+    con: duckdb.DuckDBPyConnection,
+    deduped: exp.Query,
+    query: exp.Query,
+    config: ModelConfig,
+) -> exp.Expr | None:
+    try:
+        return _key_ranges(con, deduped, config, output_schema(con, query))
+    except duckdb.Error as exc:
+        raise ModelRunError(model, duckdb_reason(exc)) from exc
+
+
+def _key_ranges(
+    con: duckdb.DuckDBPyConnection, deduped: exp.Query, config: ModelConfig, schema: pa.Schema
+) -> exp.Expr | None:
+    """For a table keyed (within its partitions) by one integer column: that key's range
+    number, in ranges of about ``_ROWS_PER_RANGE`` rows, so a full build writes each key
+    range to files of its own. Merges of recent keys (the usual updates) then find and
+    rewrite only the newest range's files instead of every file of the partition."""
+    rest = [k for k in config.primary_key if k not in config.partition_by]
+    if len(rest) != 1 or not pa.types.is_integer(schema.field(rest[0]).type):
+        return None
+    key = _col(rest[0])
+    with_ = deduped.args.get("with_")
+    if with_ is None:  # pragma: no cover - compile_silver always builds the CTEs
+        return None
+    probe = exp.select(
+        exp.Min(this=key.copy()), exp.Max(this=key.copy()), exp.Count(this=exp.Star())
+    ).from_(_MODEL)
+    probe.set("with_", with_.copy())
+    low, high, rows = con.execute(probe.sql(dialect=DIALECT)).fetchall()[0]
+    if low is None or rows <= _ROWS_PER_RANGE:
+        return None
+    ranges = -(-int(rows) // _ROWS_PER_RANGE)
+    width = max(1, -(-(int(high) - int(low) + 1) // ranges))
+    offset = exp.Sub(this=key.copy(), expression=exp.Literal.number(int(low)))
+    return exp.IntDiv(this=exp.Paren(this=offset), expression=exp.Literal.number(width))
+
+
+def _fail_on_null(query: exp.Query, columns: Sequence[str]) -> exp.Query:
+    """``query`` with each of ``columns`` raising an error on a null, so a bad row fails
+    the build inside DuckDB's write, before anything is committed."""
+    replaced = [
+        exp.alias_(
+            exp.If(
+                this=exp.Is(this=_col(c), expression=exp.Null()),
+                true=exp.func("error", exp.Literal.string(f"column '{c}' is null")),
+                false=_col(c),
+            ),
+            c,
+            quoted=True,
+        )
+        for c in dict.fromkeys(columns)
+    ]
+    star = exp.Star(replace=replaced) if replaced else exp.Star()
+    return exp.select(star).from_(query.subquery("checked"))
+
+
+def _check_keys(
+    model: str, schema: pa.Schema, data: Sequence[pa.Table | pa.RecordBatch], config: ModelConfig
+) -> None:
+    for key in config.primary_key:
+        if key not in schema.names:
             raise ModelRunError(model, f"primary key column '{key}' is not selected")
-        nulls = result.column(key).null_count
+        nulls = sum(part.column(key).null_count for part in data)
         if nulls:
             raise ModelRunError(model, f"primary key column '{key}' is null in {nulls} row(s)")
-
-
-def _live(result: pa.Table) -> pa.Table:
-    """Rows to write when (re)creating the table: deleted keys are left out."""
-    if DELETED not in result.column_names:
-        return result
-    deleted = result.column(DELETED)
-    return result.filter(pc.invert(pc.fill_null(deleted, False))).drop_columns([DELETED])
-
-
-def _row_count(path: Path) -> int:
-    return int(read_table(path).count_rows())
+    absent = [c for c in config.partition_by if c not in schema.names]
+    if absent:
+        raise ModelRunError(model, f"partition column(s) not selected: {absent}")
 
 
 def _drop_soft_delete_filter(tree: exp.Select, column: str) -> None:

@@ -21,6 +21,7 @@ from typing import Final, cast, get_args
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects import duckdb as _duckdb_dialect  # noqa: F401 - loaded once, up front
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, write_deltalake
 from sqlglot import exp
@@ -53,6 +54,16 @@ def read_table(path: Path, version: int | None = None) -> ds.Dataset:
     return dataset
 
 
+def row_count(path: Path) -> int:
+    """The table's rows, from the record counts in its Delta log (no data file is opened
+    unless a file was committed without them)."""
+    table = DeltaTable(str(path))
+    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+    if counts.null_count:
+        return int(table.to_pyarrow_dataset().count_rows())
+    return int(pc.sum(counts).as_py() or 0)
+
+
 def write_table(
     path: Path, table: pa.Table, mode: WriteMode, partition_by: Sequence[str] = ()
 ) -> int:
@@ -89,9 +100,9 @@ def merge_table(
     target_schema: pa.Schema = target.to_pyarrow_dataset().schema
     source = cast_to_schema(source, target_schema)
     columns = [name for name in source.column_names if name != deleted_column]
-    on = exp.and_(*(exp.EQ(this=_col(_TARGET, k), expression=_col(_SOURCE, k)) for k in keys))
+    on = keys_match(keys, _TARGET, _SOURCE)
     updates = {name: _sql(_col(_SOURCE, name)) for name in columns}
-    newer = _newer(newer_by) if newer_by else None
+    newer = is_newer(newer_by, _SOURCE, _TARGET) if newer_by else None
     merger = target.merge(
         source, _sql(on), source_alias=_SOURCE, target_alias=_TARGET, merge_schema=True
     )
@@ -123,14 +134,19 @@ def _both(first: exp.Expr, second: exp.Expr | None) -> exp.Expr:
     return first.copy() if second is None else exp.and_(first.copy(), second.copy())
 
 
-def _newer(columns: Sequence[str]) -> exp.Expr:
-    """Source strictly after target, comparing ``columns`` lexicographically."""
+def keys_match(keys: Sequence[str], left: str, right: str) -> exp.Expr:
+    """``left.k = right.k`` for every key column."""
+    return exp.and_(*(exp.EQ(this=_col(left, k), expression=_col(right, k)) for k in keys))
+
+
+def is_newer(columns: Sequence[str], newer: str, older: str) -> exp.Expr:
+    """Row ``newer`` strictly after row ``older``, comparing ``columns`` lexicographically."""
     head, *rest = columns
-    greater = exp.GT(this=_col(_SOURCE, head), expression=_col(_TARGET, head))
+    greater = exp.GT(this=_col(newer, head), expression=_col(older, head))
     if not rest:
         return greater
-    equal = exp.EQ(this=_col(_SOURCE, head), expression=_col(_TARGET, head))
-    return exp.or_(greater, exp.and_(equal, exp.Paren(this=_newer(rest))))
+    equal = exp.EQ(this=_col(newer, head), expression=_col(older, head))
+    return exp.or_(greater, exp.and_(equal, exp.Paren(this=is_newer(rest, newer, older))))
 
 
 def cast_to_schema(source: pa.Table, schema: pa.Schema) -> pa.Table:
