@@ -7,18 +7,31 @@ from alembic.util.exc import CommandError
 from strata.catalog import migrate
 from strata.catalog.backends import backend_for
 from strata.catalog.config import CatalogConfig, engine_url
+from strata.catalog.dashboards import DashboardStore
 from strata.catalog.errors import CatalogSchemaError
+from strata.catalog.keys import ApiKeyStore
+from strata.catalog.metrics import MetricRegistry
 from strata.catalog.model_state import ModelStateStore
 from strata.catalog.runs import RunLedger
 from strata.catalog.tables import TableVersionStore
+from strata.catalog.watermarks import WatermarkStore
 from strata.core.logging import fields, get_logger
 from strata.core.timeutil import Clock, now_us
 
 log = get_logger(__name__)
 
 
-class Catalog(RunLedger, ModelStateStore, TableVersionStore):
-    """Runs, per-model state and table versions; every method is one short transaction.
+class Catalog(
+    RunLedger,
+    ModelStateStore,
+    TableVersionStore,
+    ApiKeyStore,
+    MetricRegistry,
+    DashboardStore,
+    WatermarkStore,
+):
+    """Runs, per-model state, table versions, API keys, metric versions and dashboards; every
+    method is one short transaction.
 
     Open it once per process with ``Catalog.open(url)`` and share it; ``close()`` (or a
     ``with`` block) releases its connections.

@@ -1,0 +1,81 @@
+"""Who is calling: roles and the authenticated principal, shared by the catalog and the API.
+
+Pure values with no web framework in sight: the catalog builds a ``Principal`` from an API
+key, ``strata.api.auth`` from an API key or a JWT, and the HTTP layer only wraps them.
+
+    viewer          reads its own tenant's data
+    tenant_admin    manages its own tenant
+    service         a machine client of one tenant
+    platform_admin  operates the platform; acts for any tenant, or across all of them
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, get_args
+
+from strata.core.errors import StrataError, Terminal
+from strata.core.identifiers import validate_tenant
+
+Role = Literal["viewer", "tenant_admin", "platform_admin", "service"]
+Via = Literal["api_key", "jwt"]
+
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+VIAS: Final[tuple[Via, ...]] = get_args(Via)
+PLATFORM_ADMIN: Final[Role] = "platform_admin"
+
+
+class InvalidRoleError(Terminal, ValueError):
+    """A role name that is not one of ``ROLES``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        super().__init__(f"unknown role {shown}: must be one of {', '.join(ROLES)}")
+
+
+class PrincipalError(StrataError, ValueError):
+    """A principal whose role and tenant do not fit together (a bug in the caller)."""
+
+
+def parse_role(value: object) -> Role:
+    """``value`` as a ``Role``, else ``InvalidRoleError`` naming the bad value."""
+    if isinstance(value, str) and value in ROLES:
+        return value
+    raise InvalidRoleError(value)
+
+
+def is_tenant_scoped(role: Role) -> bool:
+    """Every role but ``platform_admin`` belongs to exactly one tenant."""
+    return role != PLATFORM_ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    ``tenant`` is required for every role but ``platform_admin``; a platform admin usually
+    has none (it acts across tenants) and may carry its home tenant, which grants nothing
+    extra. ``subject`` names the caller for logs: the key id of an API key, the ``sub``
+    claim of a JWT.
+    """
+
+    tenant: str | None
+    role: Role
+    subject: str
+    via: Via
+
+    def __post_init__(self) -> None:
+        parse_role(self.role)
+        if self.via not in VIAS:
+            raise PrincipalError(f"principal via must be one of {VIAS}, not {self.via!r}")
+        if not self.subject:
+            raise PrincipalError("a principal needs a non-empty subject")
+        if self.tenant is not None:
+            validate_tenant(self.tenant)
+        elif is_tenant_scoped(self.role):
+            raise PrincipalError(f"a {self.role} principal needs a tenant")
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == PLATFORM_ADMIN
