@@ -24,7 +24,7 @@ def test_the_example_project_builds_from_demo_data(
     summary = run_project(PROJECT)
 
     statuses = {r.name: r.status for r in summary.results}
-    assert len(statuses) == 9
+    assert len(statuses) == 10  # 6 silver, 4 gold (fct_worker_compliance for the metrics)
     assert set(statuses.values()) == {"succeeded"}, statuses
     workers = read_table(table_path(lake, "gold", "dim_workers")).to_table()
     tenants = set(workers.column("company_id").to_pylist())

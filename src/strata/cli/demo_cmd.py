@@ -1,7 +1,13 @@
-"""``strata demo``: land the workforce-compliance demo and show what the lake now holds."""
+"""``strata demo``: land a demo dataset and show what the lake now holds.
+
+``--example workforce`` (the default) lands the workforce-compliance demo
+(``examples/workforce``); ``--example hospitality`` lands the hotel property-management
+domain events of ``examples/hospitality`` into ``pms.events``.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -10,7 +16,13 @@ from rich.text import Text
 
 from strata.cli import options
 from strata.cli.console import count, plural, progress_bar, stdout
+from strata.demo import hospitality
 from strata.demo.landing import DemoSummary, estimate_records, land_demo
+
+
+class Example(StrEnum):
+    workforce = "workforce"
+    hospitality = "hospitality"
 
 
 def demo(
@@ -21,12 +33,25 @@ def demo(
     scale: Annotated[
         float,
         typer.Option(
-            "--scale", help="Size relative to the default (1.0 is ~120k records); must be > 0."
+            "--scale",
+            help="Size relative to the default (1.0 is ~120k workforce records, or ~19k "
+            "hospitality events); must be > 0.",
         ),
     ] = 1.0,
     journal_dir: options.JournalDir = None,
+    example: Annotated[
+        Example,
+        typer.Option(
+            "--example",
+            help="Which example's data: workforce (companies, workers, licenses, lab tests of "
+            "12+ tenants) or hospitality (hotel PMS domain events of 3 hotel groups).",
+        ),
+    ] = Example.workforce,
 ) -> None:
-    """Land deterministic demo data: companies, workers, licenses and lab tests of 12+ tenants."""
+    """Land deterministic demo data: the workforce example's by default, or --example's."""
+    if example is Example.hospitality:
+        _hospitality(lake, journal_dir, seed, scale)
+        return
     # The bar's total is an estimate from the tenant plan (exact counting would mean
     # generating twice); it is corrected to the real count when landing ends.
     estimate = estimate_records(seed, scale)
@@ -37,6 +62,18 @@ def demo(
             bar.update(task, completed=n, total=max(estimate, n))
 
         summary = land_demo(lake, journal_dir, seed=seed, scale=scale, progress=advance)
+    _print_summary(summary, lake)
+
+
+def _hospitality(lake: str, journal_dir: options.JournalDir, seed: int, scale: float) -> None:
+    events = hospitality.generate(seed, scale)  # in memory: small, and the total is exact
+    with progress_bar() as bar:
+        task = bar.add_task("landing hospitality events", total=len(events))
+
+        def advance(n: int) -> None:
+            bar.update(task, completed=n)
+
+        summary = hospitality.land_events(lake, journal_dir, events, advance)
     _print_summary(summary, lake)
 
 
