@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECT ?= examples/workforce
 LAKE ?= $(PROJECT)/lake
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-ingest bench-transform bench-query bench-widgets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# Land the demo data in the example project's lake, then build its silver and gold tables.
+# Land both examples' demo data, build their tables, then serve both (Ctrl-C stops them):
+# workforce on :8000, hospitality on :8001, printing a sign-in URL per tenant.
+HOSPITALITY ?= examples/hospitality
 demo: $(VENV)/.installed
 	$(BIN)/strata demo --lake $(LAKE)
 	$(BIN)/strata lake ls --lake $(LAKE)
 	$(BIN)/strata run --project $(PROJECT)
+	$(BIN)/strata demo --example hospitality --lake $(HOSPITALITY)/lake
+	$(BIN)/strata run --project $(HOSPITALITY)
+	$(BIN)/strata serve --project $(HOSPITALITY) --port 8001 --demo-keys & \
+	trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/strata serve --project $(PROJECT) --port 8000 --demo-keys
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -34,8 +41,20 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev
+# Each prints one JSON object; together they take about ten minutes on two cores.
+bench: bench-ingest bench-transform bench-query bench-widgets
+
+bench-ingest: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
+
+bench-transform: $(VENV)/.installed-dev
+	$(BIN)/python bench/transform.py
+
+bench-query: $(VENV)/.installed-dev
+	$(BIN)/python bench/query.py
+
+bench-widgets: $(VENV)/.installed-dev
+	$(BIN)/python bench/widgets.py
 
 clean:
 	rm -rf $(LAKE) $(PROJECT)/.strata .strata

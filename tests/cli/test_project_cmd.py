@@ -49,3 +49,32 @@ def test_validate_lists_every_problem_with_file_and_line(tmp_path: Path) -> None
         "profiles.yml" in line and "primary_keys" in line and "primary_key" in line
         for line in lines
     )
+
+
+def test_validate_reports_metric_and_dashboard_problems(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    invoke("init", str(root), "--name", "p")
+    metric = "key: headcount\nversion: 1\ntype: simple\nexplore: workers\n"
+    (root / "metrics" / "headcount.yml").write_text(metric + "time_dimension: hired_on\n")
+    (root / "metrics" / "broken.yml").write_text("key: broken\nversion: 1\ntype: simple\n")
+    code, out = invoke("validate", str(root))
+    assert code == 2
+    assert "metrics/broken.yml" in out
+    assert "needs 'measure'" in out
+    (root / "metrics" / "broken.yml").unlink()
+    (root / "metrics" / "headcount.yml").write_text(
+        metric + "time_dimension: hired_on\nmeasure: {agg: count}\n"
+    )
+    (root / "dashboards" / "people.yml").write_text(
+        "title: People\nwidgets:\n  - {title: n, type: kpi, metric: headcount, grain: day, "
+        "group_by: [job_title]}\n"
+    )
+    code, out = invoke("validate", str(root))
+    assert code == 2
+    assert "dashboards/people.yml" in out
+    assert "no dimension 'job_title'" in out
+    (root / "dashboards" / "people.yml").write_text(
+        "title: People\nwidgets:\n  - {title: n, type: kpi, metric: headcount, grain: day}\n"
+    )
+    code, out = invoke("validate", str(root))
+    assert code == 0, out

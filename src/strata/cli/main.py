@@ -17,7 +17,17 @@ import typer
 from typer.core import TyperGroup
 
 import strata
-from strata.cli import demo_cmd, ingest_cmd, lake_cmd, project_cmd, run_cmd
+from strata.cli import (
+    demo_cmd,
+    extract_cmd,
+    ingest_cmd,
+    keys_cmd,
+    lake_cmd,
+    project_cmd,
+    run_cmd,
+    serve_cmd,
+    sink_cmd,
+)
 from strata.cli.console import print_error
 from strata.core.errors import StrataError
 from strata.core.logging import configure
@@ -125,12 +135,16 @@ def root(
 
 app.command(name="ingest", no_args_is_help=True)(ingest_cmd.ingest)
 app.command(name="demo")(demo_cmd.demo)
+app.command(name="extract", no_args_is_help=True)(extract_cmd.extract)
 app.add_typer(lake_cmd.app, name="lake")
 app.command(name="init")(project_cmd.init)
 app.command(name="validate")(project_cmd.validate)
 app.command(name="run")(run_cmd.run)
 app.command(name="show")(run_cmd.show)
 app.command(name="compile")(run_cmd.compile_model)
+app.add_typer(keys_cmd.app, name="keys")
+app.command(name="serve")(serve_cmd.serve)
+app.add_typer(sink_cmd.app, name="sink")
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from strata.api.semantic import validate_semantic
 from strata.cli.console import stdout
-from strata.transform.project import validate_project
+from strata.transform.project import load_project, validate_project
 from strata.transform.scaffold import init_project
 
 
@@ -33,6 +34,8 @@ def validate(
 ) -> None:
     """Check a project's files and list every problem at once, with file and line."""
     problems = validate_project(path)
+    if not problems:  # the models and explores load: the metrics and dashboards over them
+        problems = validate_semantic(load_project(path))
     for problem in problems:
         stdout().print(str(problem), markup=False, highlight=False)
     if problems:
