@@ -1,5 +1,6 @@
 """Helpers of the API tests: a small project with two tenants and different data (built
-once per module by ``conftest``), API keys for every role, JWTs and an in-process client.
+once per module by ``conftest``), API keys for every role, JWTs and an in-process client;
+for the HTTP collector, the collector app alone and bronze read back from the lake.
 
 acme has 2 workers and 3 assignments, globex 3 workers and 1 assignment. Every globex row
 carries ``SECRET`` (and globex ids start with ``g``), so finding either in an answer to
@@ -24,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from starlette.exceptions import StarletteDeprecationWarning
 
-from strata.api.app import create_app
+from strata.api.app import create_app, create_collector_app
 from strata.api.settings import ServeSettings
 from strata.catalog.store import Catalog
-from strata.lake.paths import BronzePartition
+from strata.lake.paths import BronzePartition, parse_bronze_path
 from strata.transform.runner import run_project
 from strata.transform.scaffold import init_project
 from support.fixture_models import ASSIGNMENTS_SQL, EXPLORE, FACT_SQL
@@ -47,6 +48,7 @@ JWT_ENV = "STRATA_TEST_JWT_SECRET"
 JWT_SECRET = "test-secret-" + "x" * 32
 ENV = {JWT_ENV: JWT_SECRET}
 QUERY = "/api/v1/analytics/queries:run"
+INGEST = "/api/v1/ingest"
 PROJECTIONS = "/api/v1/analytics/projections"
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 
@@ -212,20 +214,24 @@ class Keys:
     globex_viewer: str
     platform: str
     revoked: str
+    events_ingest: str  # collector key of namespace events; each record names its tenant
+    events_acme_ingest: str  # collector key of namespace events, tenant acme
 
 
 def create_keys(root: Path) -> Keys:
     with Catalog.open(catalog_url(root)) as catalog:
         tokens = {
-            name: catalog.create_key(tenant, role)[1]
-            for name, tenant, role in [
-                ("acme_admin", "acme", "tenant_admin"),
-                ("acme_viewer", "acme", "viewer"),
-                ("acme_service", "acme", "service"),
-                ("globex_admin", "globex", "tenant_admin"),
-                ("globex_viewer", "globex", "viewer"),
-                ("platform", None, "platform_admin"),
-                ("revoked", "acme", "viewer"),
+            name: catalog.create_key(tenant, role, namespace=namespace)[1]
+            for name, tenant, role, namespace in [
+                ("acme_admin", "acme", "tenant_admin", None),
+                ("acme_viewer", "acme", "viewer", None),
+                ("acme_service", "acme", "service", None),
+                ("globex_admin", "globex", "tenant_admin", None),
+                ("globex_viewer", "globex", "viewer", None),
+                ("platform", None, "platform_admin", None),
+                ("revoked", "acme", "viewer", None),
+                ("events_ingest", None, "ingest", "events"),
+                ("events_acme_ingest", "acme", "ingest", "events"),
             ]
         }
         key_id = tokens["revoked"].split("_")[1]
@@ -250,6 +256,41 @@ def serve(
     """An app over ``root``, started (lifespan run) for the block."""
     with TestClient(create_app(root, environ=environ, settings=settings)) as client:
         yield client
+
+
+@contextmanager
+def serve_collector(
+    root: Path, settings: ServeSettings | None = None, environ: Mapping[str, str] = ENV
+) -> Iterator[TestClient]:
+    """The collector alone over ``root`` (``strata serve --collector-only``), started for
+    the block; leaving it closes its ingest clients, which flushes their records to bronze."""
+    with TestClient(create_collector_app(root, environ=environ, settings=settings)) as client:
+        yield client
+
+
+def ingest(
+    client: TestClient,
+    token: str,
+    records: Any,
+    path: str = "events/clicks",
+    **params: Any,
+) -> Any:
+    """POST records to the collector as a JSON array; the response (any status)."""
+    return client.post(f"{INGEST}/{path}", json=records, params=params, headers=bearer(token))
+
+
+def bronze_rows(lake: Path, namespace: str, table: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of a bronze table by tenant partition, read from its Parquet files."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for file in sorted((lake / namespace / table).rglob("*.parquet")):
+        partition = parse_bronze_path(file.relative_to(lake).as_posix()).partition
+        assert (partition.namespace, partition.table) == (namespace, table)
+        rows.setdefault(partition.tenant, []).extend(pq.read_table(file).to_pylist())
+    return rows
+
+
+def bronze_files(lake: Path, namespace: str) -> list[Path]:
+    return sorted((lake / namespace).rglob("*.parquet"))
 
 
 def query(client: TestClient, token: str, sql: str, **fields: Any) -> Any:

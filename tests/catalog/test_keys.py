@@ -191,7 +191,7 @@ def test_last_used_is_written_at_most_once_a_minute(catalog_url: str) -> None:
 def test_unknown_role_is_refused_naming_it(catalog: Catalog) -> None:
     with pytest.raises(InvalidRoleError, match="'superuser'") as info:
         catalog.create_key("acme", "superuser")
-    assert "viewer, tenant_admin, platform_admin, service" in str(info.value)
+    assert "viewer, tenant_admin, platform_admin, service, ingest" in str(info.value)
     assert catalog.list_keys() == []
 
 
@@ -210,6 +210,106 @@ def test_tenant_roles_need_a_tenant(catalog: Catalog, role: str) -> None:
 def test_platform_admin_takes_no_tenant(catalog: Catalog) -> None:
     with pytest.raises(CatalogError, match="takes no tenant"):
         catalog.create_key("acme", "platform_admin")
+
+
+# -- ingest keys (the HTTP collector's) ---------------------------------------------------------
+
+
+def test_ingest_key_is_bound_to_a_namespace_and_maybe_a_tenant(catalog: Catalog) -> None:
+    any_tenant, token = catalog.create_key(None, "ingest", "clicks", namespace="events")
+    assert (any_tenant.tenant, any_tenant.role, any_tenant.namespace) == (None, "ingest", "events")
+    assert catalog.verify_key(token) == Principal(
+        tenant=None, role="ingest", subject=any_tenant.key_id, via="api_key", namespace="events"
+    )
+    one_tenant, token = catalog.create_key("acme", "ingest", namespace="events")
+    principal = catalog.verify_key(token)
+    assert principal is not None
+    assert (principal.tenant, principal.namespace) == ("acme", "events")
+    listed = {k.key_id: k.namespace for k in catalog.list_keys()}
+    assert listed == {any_tenant.key_id: "events", one_tenant.key_id: "events"}
+    assert [k.key_id for k in catalog.list_keys("acme")] == [one_tenant.key_id]
+
+
+def test_ingest_key_needs_a_valid_namespace(catalog: Catalog) -> None:
+    with pytest.raises(CatalogError, match="give its namespace"):
+        catalog.create_key("acme", "ingest")
+    with pytest.raises(InvalidIdentifierError, match="invalid namespace 'Events'"):
+        catalog.create_key(None, "ingest", namespace="Events")
+    assert catalog.list_keys() == []
+
+
+@pytest.mark.parametrize(
+    ("tenant", "role"),
+    [("acme", "viewer"), ("acme", "tenant_admin"), ("acme", "service"), (None, "platform_admin")],
+)
+def test_other_keys_take_no_namespace(catalog: Catalog, tenant: str | None, role: str) -> None:
+    with pytest.raises(CatalogError, match="takes no namespace"):
+        catalog.create_key(tenant, role, namespace="events")
+    key, token = catalog.create_key(tenant, role)
+    assert key.namespace is None
+    principal = catalog.verify_key(token)
+    assert principal is not None
+    assert principal.namespace is None
+
+
+def test_the_database_enforces_the_namespace_scope(catalog: Catalog, catalog_url: str) -> None:
+    table = db.table_of(ApiKeyRow)
+    base = {"secret_hash": "0" * 64, "created_at": T0, "name": None}
+    bad_rows = [
+        {"key_id": "a" * 16, "tenant": None, "role": "ingest", "namespace": None},
+        {"key_id": "b" * 16, "tenant": "acme", "role": "viewer", "namespace": "events"},
+        {"key_id": "c" * 16, "tenant": None, "role": "service", "namespace": "events"},
+    ]
+    engine = _engine(catalog_url)
+    try:
+        for row in bad_rows:
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+                connection.execute(sa.insert(table).values(**base, **row))
+        with engine.begin() as connection:  # the shape an ingest key has: accepted
+            connection.execute(
+                sa.insert(table).values(
+                    **base, key_id="d" * 16, tenant=None, role="ingest", namespace="events"
+                )
+            )
+    finally:
+        engine.dispose()
+    assert [k.key_id for k in catalog.list_keys()] == ["d" * 16]
+
+
+def test_upgrade_from_0005_keeps_keys_and_downgrade_drops_ingest_keys(catalog_url: str) -> None:
+    url = engine_url(catalog_url)
+    engine = backend_for(url).create_engine(url)
+    try:
+        with engine.begin() as connection:
+            migrate.upgrade(connection, "0005")
+            connection.execute(
+                sa.text(
+                    "INSERT INTO api_keys (key_id, tenant, role, secret_hash, created_at) "
+                    "VALUES (:key_id, 'acme', 'service', :hash, :at)"
+                ),
+                {"key_id": "e" * 16, "hash": "0" * 64, "at": T0},
+            )
+    finally:
+        engine.dispose()
+    with Catalog.open(catalog_url) as catalog:
+        assert catalog.schema_revision() == migrate.head_revision()
+        (old,) = catalog.list_keys()
+        assert (old.key_id, old.role, old.tenant) == ("e" * 16, "service", "acme")
+        assert old.namespace is None
+        catalog.create_key(None, "ingest", namespace="events")
+    engine = _engine(catalog_url)
+    try:
+        with engine.begin() as connection:
+            migrate.downgrade(connection, "0005")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("api_keys")}
+        assert "namespace" not in columns
+        with engine.connect() as connection:
+            left = connection.execute(sa.text("SELECT key_id FROM api_keys")).scalars().all()
+        assert left == ["e" * 16]
+    finally:
+        engine.dispose()
+    with Catalog.open(catalog_url) as catalog:  # and back to head
+        assert [k.key_id for k in catalog.list_keys()] == ["e" * 16]
 
 
 def test_overlong_name_is_refused(catalog: Catalog) -> None:
@@ -279,6 +379,7 @@ def test_constraint_names_follow_the_models_naming_convention(
         "pk_api_keys",
         "ck_api_keys_role",
         "ck_api_keys_tenant_scope",
+        "ck_api_keys_namespace_scope",
         "ix_api_keys_tenant",
     }
 

@@ -99,6 +99,46 @@ def test_token_is_printed_once_on_a_line_of_its_own(keys: Keys) -> None:
     assert "shown once" in result.stdout
 
 
+def test_ingest_keys_are_created_and_listed_with_their_namespace(
+    keys: Keys, catalog_url: str
+) -> None:
+    result = keys("create", "--role", "ingest", "--namespace", "events", "--name", "web")
+    assert result.exit_code == 0, result.stderr
+    assert "(ingest, namespace events, each record's tenant)" in result.stdout
+    match = TOKEN_RE.search(result.stdout)
+    assert match is not None
+    any_tenant = match.group(1)
+    principal = verify(catalog_url, match.group(0))
+    assert getattr(principal, "namespace", None) == "events"
+    assert getattr(principal, "tenant", "unset") is None
+
+    acme_id, token = keys.create("--role", "ingest", "--namespace", "events", "--tenant", "acme")
+    principal = verify(catalog_url, token)
+    assert (getattr(principal, "tenant", None), getattr(principal, "namespace", None)) == (
+        "acme",
+        "events",
+    )
+    viewer_id, _ = keys.create("--role", "viewer", "--tenant", "acme")
+
+    listed = keys("list").stdout
+    assert "namespace" in listed  # the column
+    lines = {line.split()[1]: line for line in listed.splitlines() if line.count("│") > 3}
+    assert "events" in lines[any_tenant]
+    assert "(per record)" in lines[any_tenant]
+    assert "events" in lines[acme_id]
+    assert "acme" in lines[acme_id]
+    assert "events" not in lines[viewer_id]
+
+
+def test_ingest_key_without_a_namespace_is_refused(keys: Keys) -> None:
+    assert_one_line_error(keys("create", "--role", "ingest"), "give its namespace")
+
+
+def test_query_key_with_a_namespace_is_refused(keys: Keys) -> None:
+    result = keys("create", "--role", "viewer", "--tenant", "acme", "--namespace", "events")
+    assert_one_line_error(result, "takes no namespace")
+
+
 def test_list_of_an_empty_catalog(keys: Keys) -> None:
     result = keys("list", "--tenant", "acme")
     assert result.exit_code == 0
@@ -116,7 +156,9 @@ def test_tenant_role_without_a_tenant_is_refused(keys: Keys) -> None:
 
 def test_unknown_role_is_refused_naming_it(keys: Keys, catalog_url: str) -> None:
     result = keys("create", "--tenant", "acme", "--role", "owner")
-    assert_one_line_error(result, "'owner'", "viewer, tenant_admin, platform_admin, service")
+    assert_one_line_error(
+        result, "'owner'", "viewer, tenant_admin, platform_admin, service, ingest"
+    )
     assert not Path(catalog_url.removeprefix("sqlite:///")).exists()  # nothing created
 
 

@@ -10,13 +10,17 @@ to 403, and calls ``authenticate``, ``require_tenant`` and ``require_role`` per 
 A bearer token starting with ``strata_`` is an API key checked against the catalog; any
 other is a JWT, signed with a shared secret (HS256) or an RSA key pair (RS256; the API
 holds the public key).
+
+``authenticate`` also keeps the two sides of the server apart: an ``ingest`` key (the HTTP
+collector's, bound to a namespace) is refused everywhere but the collector, and the
+collector refuses every other principal (``purpose``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -24,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from strata.catalog.keys import TOKEN_PREFIX
 from strata.core.access import (
+    INGEST,
     ROLES,
     InvalidRoleError,
     Principal,
@@ -33,6 +38,9 @@ from strata.core.access import (
 )
 from strata.core.errors import ConfigError, InvalidIdentifierError, Terminal
 from strata.core.identifiers import validate_tenant
+
+Purpose = Literal["query", "ingest"]
+"""What a request is for: reading (every route but the collector's) or landing records."""
 
 MIN_SECRET_BYTES: Final = 32  # RFC 7518 3.2: an HS256 key has at least 256 bits
 MIN_RSA_BITS: Final = 2048
@@ -169,6 +177,8 @@ def _principal_from_claims(claims: Mapping[str, Any], config: JwtConfig) -> Prin
             f"unknown role {claims[config.role_claim]!r} in claim {config.role_claim!r} "
             f"(known: {', '.join(ROLES)})"
         ) from None
+    if role == INGEST:  # its namespace binding lives with the key, in the catalog
+        raise AuthError(f"role {INGEST!r} is given by API keys only, not by tokens")
     raw_tenant = claims.get(config.tenant_claim)
     tenant: str | None = None
     if raw_tenant is None:
@@ -186,13 +196,34 @@ def authenticate(
     authorization_header: str | None,
     catalog: KeyVerifier,
     jwt_config: JwtConfig | None,
+    *,
+    purpose: Purpose = "query",
 ) -> Principal:
     """The caller of a request, from its ``Authorization: Bearer <token>`` header.
 
     The token is an API key (``strata_...``, checked in ``catalog``) or a JWT (checked
     with ``jwt_config``; without one, JWTs are refused). ``AuthError`` if the header is
     missing or malformed, or the token unknown, revoked, expired or otherwise invalid.
+    ``ForbiddenError`` if the principal may not make requests of this ``purpose``: only
+    ``ingest`` keys may land records, and they may do nothing else.
     """
+    principal = _authenticate(authorization_header, catalog, jwt_config)
+    if purpose == "ingest" and not principal.is_ingest:
+        raise ForbiddenError(
+            f"{principal.role} {principal.subject!r} may not land records: "
+            f"the collector takes {INGEST} keys only (strata keys create --role {INGEST})"
+        )
+    if purpose != "ingest" and principal.is_ingest:
+        raise ForbiddenError(
+            f"{INGEST} key {principal.subject!r} may only land records in namespace "
+            f"{principal.namespace!r} (POST /api/v1/ingest/{principal.namespace}/<table>)"
+        )
+    return principal
+
+
+def _authenticate(
+    authorization_header: str | None, catalog: KeyVerifier, jwt_config: JwtConfig | None
+) -> Principal:
     if authorization_header is None or not authorization_header.strip():
         raise AuthError("missing Authorization header")
     scheme, _, token = authorization_header.strip().partition(" ")
@@ -216,6 +247,8 @@ def require_tenant(principal: Principal, requested_tenant: str | None) -> str | 
     other principal acts for its own tenant: naming none means its own, naming another
     raises ``ForbiddenError``.
     """
+    if principal.is_ingest:  # it reads nothing; authenticate() keeps it away already
+        raise ForbiddenError(f"{INGEST} key {principal.subject!r} may not read tenant data")
     requested = None if requested_tenant is None else validate_tenant(requested_tenant)
     if principal.is_platform_admin:
         return requested

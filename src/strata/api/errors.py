@@ -1,11 +1,14 @@
 """Errors of the query API as HTTP answers, mapped in this one place.
 
 Every error is JSON ``{"error": {"code": "...", "message": "..."}}``: the code is stable for
-programs, the message is one line for people. The caller's mistakes are 4xx with a message
-saying what to change; the server's own failures are a bare 500 ``internal``, logged here
-with the traceback and never shown to the caller.
+programs, the message is one line for people; a few errors add fields of their own beside
+them (the collector's ``invalid_records`` lists ``records``). The caller's mistakes are
+4xx with a message saying what to change; the server's own failures are a bare 500
+``internal``, logged here with the traceback and never shown to the caller.
 
     ApiError                      raised by routes with its status and code
+                                  (the collector: 422 invalid_records / invalid_identifier,
+                                  400 malformed_body, 415 unsupported_media_type)
     RequestValidationError        400 malformed_json / invalid_request,
                                   415 unsupported_media_type (a body not sent as JSON)
     HTTPException (Starlette)     404 not_found, 405 method_not_allowed, 413 body_too_large
@@ -90,18 +93,27 @@ class ApiError(Exception):
         code: str,
         message: str,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.details = dict(details or {})  # more fields of the error object
         super().__init__(message)
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Response:
-    body = orjson.dumps({"error": {"code": code, "message": message}})
+    error: dict[str, Any] = {"code": code, "message": message}
+    # More fields after code and message, never in their place.
+    error.update((k, v) for k, v in (details or {}).items() if k not in error)
+    body = orjson.dumps({"error": error})
     return Response(body, status_code=status, media_type=JSON, headers=dict(headers or {}))
 
 
@@ -120,7 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _handle(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
     if isinstance(exc, RequestValidationError):
         return _validation_error(request, exc)
     if isinstance(exc, HTTPException):

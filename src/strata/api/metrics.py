@@ -2,7 +2,8 @@
 tests, must not share or clash over counters).
 
 Labels are bounded sets: route templates (``/api/v1/analytics/etl/jobs/{job_id}``, never
-the id), methods, statuses and refusal codes. Nothing names a tenant, so scraping
+the id), methods, statuses, refusal codes and the collector's namespaces (only those an
+ingest key was issued for reach a counter). Nothing names a tenant, so scraping
 ``/metrics`` reveals no tenant's activity to anyone.
 """
 
@@ -45,6 +46,20 @@ class ApiMetrics:
         self.rows = Counter(
             "strata_query_rows_returned",
             "Rows returned by queries.",
+            registry=self.registry,
+        )
+        self.ingest_requests = Counter(
+            "strata_ingest_requests",
+            "Collector requests that were read, by namespace and outcome "
+            "(landed: every record; partial: skip_invalid left some out; refused: none).",
+            ("namespace", "outcome"),
+            registry=self.registry,
+        )
+        self.ingest_records = Counter(
+            "strata_ingest_records",
+            "Records sent to the collector, by namespace and outcome: accepted (journaled), "
+            "rejected (invalid; the valid records of a refused request count in neither).",
+            ("namespace", "outcome"),
             registry=self.registry,
         )
 

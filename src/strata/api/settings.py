@@ -15,6 +15,11 @@ callers. Every key is optional:
     cache_ttl = "10m"               # how long a cached widget answer is kept
     cache_max_entries = 4096        # the in-process cache's size (entries)
     cache_prefix = "strata:"        # of every cache key: projects sharing a Redis differ here
+    # The HTTP collector: its journal (relative to the project), where accepted records
+    # wait until they land; its own body limit (413 above it).
+    collector_journal = ".strata/collector-journal"
+    collector_max_body_kb = 10240
+    collector_tenant_field = "tenant_id"  # each record's tenant, for keys bound to none
 
     [serve.freshness]               # per table: how stale it may get before it is 'late'
     "gold.fct_assignments" = "1h"
@@ -63,6 +68,9 @@ _SERVE_KEYS: Final = frozenset(
         "cache_ttl",
         "cache_max_entries",
         "cache_prefix",
+        "collector_journal",
+        "collector_max_body_kb",
+        "collector_tenant_field",
     }
 )
 CACHE_URL_ENV: Final = "STRATA_CACHE_URL"
@@ -96,6 +104,11 @@ class ServeSettings:
     cache_ttl_s: float = 600.0
     cache_max_entries: int = 4096
     cache_prefix: str = "strata:"
+    # The HTTP collector (POST /api/v1/ingest/...): relative journal paths are resolved
+    # against the project root by the app.
+    collector_journal: Path = Path(".strata/collector-journal")
+    collector_max_body_bytes: int = 10 * 1024 * 1024
+    collector_tenant_field: str = "tenant_id"
 
     def freshness_slo(self, table: str) -> float:
         return self.freshness_slo_s.get(table, self.default_freshness_slo_s)
@@ -138,6 +151,11 @@ def load_serve_settings(root: Path, environ: Mapping[str, str] | None = None) ->
         cache_ttl_s=_duration(serve.get("cache_ttl", "10m"), "serve.cache_ttl"),
         cache_max_entries=_positive_int(serve, "cache_max_entries", defaults.cache_max_entries),
         cache_prefix=_text(serve, "cache_prefix", defaults.cache_prefix),
+        collector_journal=root / _text(serve, "collector_journal", str(defaults.collector_journal)),
+        collector_max_body_bytes=_positive_int(serve, "collector_max_body_kb", 10 * 1024) * 1024,
+        collector_tenant_field=_text(
+            serve, "collector_tenant_field", defaults.collector_tenant_field
+        ),
     )
 
 

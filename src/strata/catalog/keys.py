@@ -7,7 +7,8 @@ A key is shown once, when created, as ``strata_<key_id>_<secret>``:
 
 Only the SHA-256 of the secret is stored. The ``api_keys`` model lives here, next to the
 methods that use it, and registers on the same metadata as ``schema.py``; revision
-``0002_api_keys`` creates its table.
+``0002_api_keys`` creates its table and ``0006_service_keys`` adds the ``namespace`` of
+``ingest`` keys (the HTTP collector's), whose tenant is optional.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from strata.catalog.base import CatalogBase, bounded
 from strata.catalog.errors import CatalogError, CatalogUnavailableError
 from strata.catalog.schema import NAME_LENGTH, UtcDateTime
 from strata.core.access import (
+    INGEST,
     PLATFORM_ADMIN,
     ROLES,
     Principal,
     Role,
+    is_namespace_scoped,
     is_tenant_scoped,
     parse_role,
 )
-from strata.core.identifiers import validate_tenant
+from strata.core.identifiers import validate_name, validate_tenant
 from strata.core.logging import fields, get_logger
 
 log = get_logger(__name__)
@@ -50,6 +53,7 @@ _KEY_ID_RE: Final = re.compile(rf"[0-9a-f]{{{KEY_ID_LENGTH}}}")
 # 32 bytes in urlsafe base64 without padding: 43 characters.
 _SECRET_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _TENANT_LENGTH: Final = 64
+_NAMESPACE_LENGTH: Final = 63
 _ROLE_LENGTH: Final = 32
 _HASH_LENGTH: Final = 64
 
@@ -60,11 +64,19 @@ class ApiKeyRow(db.Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         CheckConstraint(db._in_check("role", ROLES), name="role"),
-        # A platform admin key acts across tenants; every other key belongs to one tenant.
+        # A platform admin key acts across tenants; an ingest key belongs to one tenant or
+        # takes each record's; every other key belongs to one tenant.
         CheckConstraint(
             f"(role = '{PLATFORM_ADMIN}' AND tenant IS NULL)"
-            f" OR (role <> '{PLATFORM_ADMIN}' AND tenant IS NOT NULL)",
+            f" OR role = '{INGEST}'"
+            f" OR (role NOT IN ('{PLATFORM_ADMIN}', '{INGEST}') AND tenant IS NOT NULL)",
             name="tenant_scope",
+        ),
+        # Only an ingest key has a namespace, and it always has one.
+        CheckConstraint(
+            f"(role = '{INGEST}' AND namespace IS NOT NULL)"
+            f" OR (role <> '{INGEST}' AND namespace IS NULL)",
+            name="namespace_scope",
         ),
         Index(None, "tenant"),
     )
@@ -72,6 +84,7 @@ class ApiKeyRow(db.Base):
     key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH), primary_key=True)
     tenant: Mapped[str | None] = mapped_column(String(_TENANT_LENGTH))
     role: Mapped[str] = mapped_column(String(_ROLE_LENGTH))
+    namespace: Mapped[str | None] = mapped_column(String(_NAMESPACE_LENGTH))
     name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     secret_hash: Mapped[str] = mapped_column(String(_HASH_LENGTH))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
@@ -90,6 +103,7 @@ class ApiKey:
     created_at: dt.datetime
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    namespace: str | None = None  # ingest keys only
 
     @property
     def revoked(self) -> bool:
@@ -104,15 +118,22 @@ class ApiKeyNotFoundError(CatalogError, LookupError):
 
 class ApiKeyStore(CatalogBase):
     def create_key(
-        self, tenant: str | None, role: str, name: str | None = None
+        self,
+        tenant: str | None,
+        role: str,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key acting as ``role`` for ``tenant``; returns it and its token.
 
         The token is the only copy of the secret: show it once, it cannot be read back.
-        ``platform_admin`` keys take no tenant; every other role needs exactly one.
+        ``platform_admin`` keys take no tenant; ``ingest`` keys need a ``namespace`` and
+        take a tenant or none; every other role needs exactly one tenant and no namespace.
         """
         checked_role = parse_role(role)
         checked_tenant = _key_tenant(tenant, checked_role)
+        checked_namespace = _key_namespace(namespace, checked_role)
         if name is not None:
             bounded(name, NAME_LENGTH, "API key name")
         key_id = secrets.token_hex(KEY_ID_LENGTH // 2)
@@ -121,6 +142,7 @@ class ApiKeyStore(CatalogBase):
             key_id=key_id,
             tenant=checked_tenant,
             role=checked_role,
+            namespace=checked_namespace,
             name=name,
             secret_hash=_hash_secret(secret),
             created_at=self._now(),
@@ -130,7 +152,10 @@ class ApiKeyStore(CatalogBase):
             session.flush()
             key = _api_key(row)
         log.info(
-            "api key created", extra=fields(key_id=key_id, tenant=checked_tenant, role=checked_role)
+            "api key created",
+            extra=fields(
+                key_id=key_id, tenant=checked_tenant, role=checked_role, namespace=checked_namespace
+            ),
         )
         return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
 
@@ -153,7 +178,7 @@ class ApiKeyStore(CatalogBase):
                 row.revoked_at,
                 row.last_used_at,
             )
-            tenant, role = row.tenant, row.role
+            tenant, role, namespace = row.tenant, row.role, row.namespace
         if not hmac.compare_digest(stored_hash, _hash_secret(secret)):
             return None
         if revoked_at is not None:
@@ -161,7 +186,13 @@ class ApiKeyStore(CatalogBase):
         now = self._now()
         if last_used_at is None or now - last_used_at >= LAST_USED_GRANULARITY:
             self._touch_key(key_id, now)
-        return Principal(tenant=tenant, role=parse_role(role), subject=key_id, via="api_key")
+        return Principal(
+            tenant=tenant,
+            role=parse_role(role),
+            subject=key_id,
+            via="api_key",
+            namespace=namespace,
+        )
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key for good; ``False`` if there is no such key or it was already revoked."""
@@ -239,6 +270,8 @@ def _hash_secret(secret: str) -> str:
 
 
 def _key_tenant(tenant: str | None, role: Role) -> str | None:
+    if role == INGEST:  # one tenant, or none: each record then names its own
+        return None if tenant is None else validate_tenant(tenant)
     if not is_tenant_scoped(role):
         if tenant is not None:
             raise CatalogError(
@@ -250,6 +283,19 @@ def _key_tenant(tenant: str | None, role: Role) -> str | None:
     return validate_tenant(tenant)
 
 
+def _key_namespace(namespace: str | None, role: Role) -> str | None:
+    if not is_namespace_scoped(role):
+        if namespace is not None:
+            raise CatalogError(
+                f"a {role} key takes no namespace (got {namespace!r}); "
+                f"only {INGEST} keys land records in one"
+            )
+        return None
+    if namespace is None:
+        raise CatalogError(f"an {role} key lands records in one namespace: give its namespace")
+    return validate_name(namespace, "namespace")
+
+
 def _api_key(row: ApiKeyRow) -> ApiKey:
     return ApiKey(
         key_id=row.key_id,
@@ -259,4 +305,5 @@ def _api_key(row: ApiKeyRow) -> ApiKey:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        namespace=row.namespace,
     )

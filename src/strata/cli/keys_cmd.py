@@ -1,4 +1,5 @@
-"""``strata keys``: create, list and revoke the API keys of the query API."""
+"""``strata keys``: create, list and revoke the API keys of the query API and of the HTTP
+collector (``--role ingest --namespace N``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.text import Text
 
 from strata.catalog.config import ENV_VAR as CATALOG_ENV
 from strata.catalog.config import CatalogConfig
-from strata.catalog.keys import KEY_ID_LENGTH, ApiKeyNotFoundError
+from strata.catalog.keys import KEY_ID_LENGTH, ApiKey, ApiKeyNotFoundError
 from strata.catalog.store import Catalog
 from strata.cli.console import stdout
 from strata.core.access import ROLES, parse_role
@@ -23,7 +24,7 @@ from strata.transform.config import ProjectError
 from strata.transform.project import PROJECT_FILE, _read_config
 
 app = typer.Typer(
-    help="Manage API keys of the query API; they are stored hashed in the catalog.",
+    help="Manage API keys of the query API and the collector; stored hashed in the catalog.",
     no_args_is_help=True,
 )
 
@@ -47,7 +48,16 @@ def create(
     tenant: Annotated[
         str | None,
         typer.Option(
-            "--tenant", help="The tenant the key acts for; required except for platform_admin."
+            "--tenant",
+            help="The tenant the key acts for; required except for platform_admin, and "
+            "optional for ingest (without it, each record names its tenant).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            help="The namespace an ingest key lands records in (ingest keys only).",
         ),
     ] = None,
     name: Annotated[
@@ -59,8 +69,12 @@ def create(
     """Create an API key and print its token: the only time the token is shown."""
     parse_role(role)  # before opening (and maybe creating) the catalog
     with _open_catalog(project) as catalog:
-        key, token = catalog.create_key(tenant, role, name)
-    scope = "all tenants" if key.tenant is None else f"tenant {key.tenant}"
+        key, token = catalog.create_key(tenant, role, name, namespace=namespace)
+    if key.namespace is not None:
+        tenants = "each record's tenant" if key.tenant is None else f"tenant {key.tenant}"
+        scope = f"namespace {key.namespace}, {tenants}"
+    else:
+        scope = "all tenants" if key.tenant is None else f"tenant {key.tenant}"
     out = stdout()
     out.print(f"Created API key {key.key_id} ({key.role}, {scope}).", markup=False)
     out.print("Token (shown once; store it now, it cannot be read back):", markup=False)
@@ -102,7 +116,7 @@ def list_keys(
     table = Table(title="API keys (times in UTC)")
     # The id is what `keys revoke` takes: never cut it; other cells wrap, never lose text.
     table.add_column("key id", no_wrap=True, min_width=KEY_ID_LENGTH)
-    for column in ("tenant", "role", "name", "created", "last used", "status"):
+    for column in ("tenant", "role", "namespace", "name", "created", "last used", "status"):
         table.add_column(column, overflow="fold")
     for key in keys:
         status = (
@@ -112,14 +126,19 @@ def list_keys(
         )
         table.add_row(
             key.key_id,
-            Text(key.tenant) if key.tenant is not None else Text("(all)", style="dim"),
+            Text(key.tenant) if key.tenant is not None else Text(_no_tenant(key), style="dim"),
             key.role,
+            Text(key.namespace or ""),
             Text(key.name or ""),  # user text: never markup
             _when(key.created_at),
             _when(key.last_used_at) if key.last_used_at is not None else "never",
             status,
         )
     out.print(table)
+
+
+def _no_tenant(key: ApiKey) -> str:
+    return "(per record)" if key.namespace is not None else "(all)"
 
 
 def _open_catalog(project: Path) -> Catalog:

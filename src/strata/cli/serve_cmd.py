@@ -1,4 +1,5 @@
-"""``strata serve``: the project's query API over HTTP, until Ctrl-C."""
+"""``strata serve``: the project's query API and HTTP collector over HTTP, until Ctrl-C;
+``--collector-only`` serves the collector alone (no query routes, no UI)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from strata.api.app import create_app
+from strata.api.app import create_app, create_collector_app
 from strata.api.semantic import SemanticLayer
 from strata.catalog.store import Catalog
 from strata.cli.console import stdout
+from strata.cli.keys_cmd import catalog_url
+from strata.core.errors import ConfigError
 from strata.transform.project import Project, load_project
 
 
@@ -33,8 +36,20 @@ def serve(
             "each (for demos: the keys stay valid until revoked).",
         ),
     ] = False,
+    collector_only: Annotated[
+        bool,
+        typer.Option(
+            "--collector-only",
+            help="Serve only the HTTP collector (POST /api/v1/ingest/<namespace>/<table>, "
+            "/health, /metrics): no queries, no UI; needs only strata.toml's lake and catalog.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the query API of a project: SQL over each tenant's gold tables and explores."""
+    """Serve the query API of a project (SQL over each tenant's gold tables and explores)
+    and its HTTP collector, which lands records sent with an ingest key in bronze."""
+    if collector_only:
+        _serve_collector(project, host, port, demo_keys=demo_keys)
+        return
     app = create_app(project)  # a bad project or [serve] table stops here, with exit 2
     loaded = load_project(project)
     # Reach the catalog before listening, so a wrong URL or a metric changed under an old
@@ -46,6 +61,20 @@ def serve(
             _print_demo_keys(catalog, _tenants(loaded), host, port)
     stdout().print(
         f"Serving {project.resolve()} on http://{host}:{port} (API docs at /docs)", markup=False
+    )
+    uvicorn.run(app, host=host, port=port, lifespan="on")
+
+
+def _serve_collector(project: Path, host: str, port: int, *, demo_keys: bool) -> None:
+    if demo_keys:
+        raise ConfigError("--demo-keys signs in to the query UI, which --collector-only leaves out")
+    app = create_collector_app(project)  # a bad strata.toml or [serve] table stops here
+    with Catalog.open(catalog_url(project)):  # reach it before listening, as above
+        pass
+    stdout().print(
+        f"Serving the collector of {project.resolve()} on http://{host}:{port} "
+        f"(POST /api/v1/ingest/<namespace>/<table>)",
+        markup=False,
     )
     uvicorn.run(app, host=host, port=port, lifespan="on")
 
