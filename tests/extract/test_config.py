@@ -65,14 +65,20 @@ def test_a_source_file_loads_with_env_substitution(tmp_path: Path) -> None:
         ("lookback: 100", "lookback: 1h", "sources/crm.yml:15: lookback of an id watermark"),
         (
             "scope: eu1\n",
-            "scope: eu1\nformat: parquet\n",
-            "sources/crm.yml:4: format 'parquet' is not supported",
+            "scope: eu1\nformat: csv\n",
+            "sources/crm.yml:4: format 'csv' is not one of jsonl.gz, parquet",
         ),
         (
             "  - entity: events",
             "  - entity: contacts",
             "sources/crm.yml:12: entity 'contacts' is declared twice",
         ),
+        (
+            "url: postgresql",
+            "base_url: postgresql",
+            "sources/crm.yml:2: 'base_url' is for REST sources: add 'kind: rest'",
+        ),
+        ("name: crm", "name: crm\nkind: graphql", "sources/crm.yml:2: kind must be sql or rest"),
     ],
 )
 def test_config_errors_name_file_and_line(

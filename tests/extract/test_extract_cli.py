@@ -1,4 +1,5 @@
-"""``strata extract``: a summary table on success, one line and exit 2 on failure."""
+"""``strata extract``: a summary table on success, one line and exit 2 on failure, for SQL
+and REST sources alike."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from typer.testing import CliRunner
+from vendor_server import VendorServer
 
 from strata.cli import app
 
@@ -69,3 +71,64 @@ def test_extract_prints_a_summary_and_fails_in_one_line(
     result = runner.invoke(app, ["extract", "nope", "--project", str(root)], env=env)
     assert result.exit_code == 2
     assert "no source 'nope'" in result.output
+
+
+PIPEDRIVE = """\
+name: pipedrive
+kind: rest
+base_url: ${VENDOR_URL}/v1
+scope: acme-eu
+params: {api_token: "${PIPEDRIVE_TOKEN}"}
+retries: {max_attempts: 2, backoff_seconds: 0.01}
+entities:
+  - entity: deals
+    path: /deals
+    records: data
+    pagination: {type: offset, offset_param: start, limit_param: limit, limit: 20,
+                 more: additional_data.pagination.more_items_in_collection}
+    incremental: {param: since, watermark_field: update_time, format: "%Y-%m-%d %H:%M:%S"}
+    tenant_field: account_id
+    primary_key: [id]
+    lookback: 10m
+  - entity: persons
+    path: /persons
+    records: data
+    pagination: {type: page, size_param: per_page, size: 10}
+    tenant_field: account_id
+    primary_key: [id]
+"""
+
+
+def test_extract_a_rest_source_prints_a_summary_and_fails_in_one_line(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "sources" / "pipedrive.yml").write_text(PIPEDRIVE)
+    runner = CliRunner()
+    with VendorServer(deals=45, persons=12) as vendor:
+        env = {
+            "VENDOR_URL": vendor.url,
+            "PIPEDRIVE_TOKEN": vendor.token,
+            "COLUMNS": "200",
+            "STRATA_LAKE": None,
+        }
+        result = runner.invoke(app, ["extract", "pipedrive", "--project", str(root)], env=env)
+        assert result.exit_code == 0, result.output
+        assert "pipedrive (run " in result.output
+        assert "deals" in result.output
+        assert "persons" in result.output
+        assert "— → 2026-01-01T12:45:00+00:00" in result.output
+        assert len(sorted((root / "lake").rglob("entity=deals/*/*/part-*.jsonl.gz"))) == 1
+        assert all(r.params.get("api_token") == vendor.token for r in vendor.requests)
+
+        result = runner.invoke(
+            app,
+            ["extract", "pipedrive", "--project", str(root), "--entity", "persons"],
+            env=env | {"PIPEDRIVE_TOKEN": "expired-token-0000"},
+        )
+        assert result.exit_code == 2
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1
+        assert lines[0].startswith(
+            "error: source 'pipedrive', entity 'persons': bad credentials: "
+            "GET /v1/persons?api_token=***&page=1&per_page=10 answered 401 Unauthorized"
+        ), lines[0]
+        assert "expired-token" not in result.output

@@ -1,4 +1,4 @@
-"""``strata extract SOURCE``: copy a declared SQL source's new rows into bronze."""
+"""``strata extract SOURCE``: copy a declared source's new rows (SQL or REST) into bronze."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from rich.table import Table
 from strata.catalog.store import Catalog
 from strata.cli.console import count, progress_bar, stdout
 from strata.extract.config import load_source
-from strata.extract.sql import extract_source
+from strata.extract.rest import extract_rest_source
+from strata.extract.rest_config import RestSourceConfig
+from strata.extract.sql import ExtractSummary, extract_source
 from strata.lake.storage import open_lake
 from strata.transform.project import load_project
 
@@ -42,9 +44,15 @@ def extract(
                 task, completed=rows, description=f"{config.name}.{name}: {count(rows)} rows"
             )
 
-        summary = extract_source(
-            config, storage, catalog, entities=entity, full=full, progress=advance
-        )
+        summary: ExtractSummary
+        if isinstance(config, RestSourceConfig):
+            summary = extract_rest_source(
+                config, storage, catalog, entities=entity, full=full, progress=advance
+            )
+        else:
+            summary = extract_source(
+                config, storage, catalog, entities=entity, full=full, progress=advance
+            )
     table = Table(title=f"{summary.source} (run {summary.run_id})")
     for column in ("entity", "rows", "parts", "watermark before → after", "seconds"):
         table.add_column(
