@@ -40,6 +40,7 @@ TABLES = {
     "dashboards",
     "watermarks",
     "widgets",
+    "check_results",
 }
 
 
@@ -67,7 +68,7 @@ def _tables(url: str) -> set[str]:
 
 def test_open_creates_schema_from_empty_and_reopening_is_idempotent(catalog_url: str) -> None:
     with Catalog.open(catalog_url) as catalog:
-        assert catalog.schema_revision() == migrate.head_revision() == "0005"
+        assert catalog.schema_revision() == migrate.head_revision() == "0007"
         run_id = catalog.start_run("transform")
     assert _tables(catalog_url) == TABLES | {migrate.VERSION_TABLE}
 

@@ -90,5 +90,5 @@ def test_downgrade_to_0003_drops_the_dashboards(catalog_url: str) -> None:
     finally:
         engine.dispose()
     with Catalog.open(catalog_url) as catalog:
-        assert catalog.schema_revision() == migrate.head_revision() == "0005"
+        assert catalog.schema_revision() == migrate.head_revision() == "0007"
         assert catalog.list_dashboards(None) == []

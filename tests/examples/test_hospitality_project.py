@@ -20,8 +20,9 @@ import yaml
 from sqlglot import exp
 
 from strata.demo.hospitality import DomainEvent, generate, land_events
+from strata.quality.gate import run_checked
 from strata.transform.project import load_project
-from strata.transform.runner import RunSummary, run_project
+from strata.transform.runner import RunSummary
 from strata.transform.tables import read_table, table_path
 
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "hospitality"
@@ -73,7 +74,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("STRATA_LAKE", str(lake))
         env.setenv("STRATA_CATALOG_URL", f"sqlite:///{tmp / 'catalog.db'}")
-        summary = run_project(project)
+        summary = run_checked(project)
     gold = {m: read_table(table_path(lake, "gold", m)).to_table().to_pylist() for m in GOLD}
     silver = {m: read_table(table_path(lake, "silver", m)).count_rows() for m in SILVER}
     return Built(delivered, summary, project, lake, gold, silver)

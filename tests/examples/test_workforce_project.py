@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from strata.catalog.store import Catalog
 from strata.demo.landing import land_demo
-from strata.transform.runner import run_project
+from strata.quality.gate import run_checked
 from strata.transform.tables import read_table, table_path
 
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "workforce"
@@ -21,7 +22,7 @@ def test_the_example_project_builds_from_demo_data(
     monkeypatch.setenv("STRATA_LAKE", str(lake))
     monkeypatch.setenv("STRATA_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
 
-    summary = run_project(PROJECT)
+    summary = run_checked(PROJECT)
 
     statuses = {r.name: r.status for r in summary.results}
     assert len(statuses) == 10  # 6 silver, 4 gold (fct_worker_compliance for the metrics)
@@ -33,5 +34,14 @@ def test_the_example_project_builds_from_demo_data(
     assert assignments.num_rows > 0
     assert set(assignments.column("company_id").to_pylist()) <= tenants
 
-    again = run_project(PROJECT)  # nothing new landed: silver reads no files
+    again = run_checked(PROJECT)  # nothing new landed: silver reads no files
     assert all(r.rows_in == 0 for r in again.results if r.layer == "silver")
+
+    # The declared checks ran on every new version: errors would have blocked it; the demo's
+    # malformed e-mail addresses are warnings, reported per tenant.
+    with Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}") as catalog:
+        results = catalog.latest_check_results()
+    assert {r.table for r in results} == {"silver.profiles", "gold.fct_assignments"}
+    assert not [r for r in results if r.status == "error"]
+    warned = {(r.check, r.tenant) for r in results if r.status == "warn"}
+    assert any(check == "format_email" for check, _ in warned), warned

@@ -218,7 +218,7 @@ SILVER = "models/silver/profiles.yml"
         ),
         (
             {GOLD: "partition_by: company_id\nflavour: red\n"},
-            f"{GOLD}:2: unknown key 'flavour' (expected one of: columns, description, "
+            f"{GOLD}:2: unknown key 'flavour' (expected one of: checks, columns, description, "
             "materialized, partition_by, primary_key, unique_key)",
         ),
         ({GOLD: "- a\n- b\n"}, f"{GOLD}:1: a model config must be a mapping of keys to values"),

@@ -27,7 +27,8 @@ from strata.catalog.store import Catalog
 from strata.core.access import Principal
 from strata.core.errors import Transient
 from strata.core.logging import fields, get_logger
-from strata.transform.runner import RunSummary, run_project
+from strata.quality.gate import run_checked
+from strata.transform.runner import RunSummary
 
 log = get_logger(__name__)
 
@@ -66,7 +67,7 @@ class JobRunner:
         catalog: Catalog,
         *,
         on_finished: Callable[[], None] | None = None,
-        run: RunProject = run_project,
+        run: RunProject = run_checked,
     ) -> None:
         self.root = root
         self.catalog = catalog

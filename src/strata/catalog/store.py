@@ -12,6 +12,7 @@ from strata.catalog.errors import CatalogSchemaError
 from strata.catalog.keys import ApiKeyStore
 from strata.catalog.metrics import MetricRegistry
 from strata.catalog.model_state import ModelStateStore
+from strata.catalog.quality import QualityStore
 from strata.catalog.runs import RunLedger
 from strata.catalog.tables import TableVersionStore
 from strata.catalog.watermarks import WatermarkStore
@@ -29,9 +30,10 @@ class Catalog(
     MetricRegistry,
     DashboardStore,
     WatermarkStore,
+    QualityStore,
 ):
-    """Runs, per-model state, table versions, API keys, metric versions and dashboards; every
-    method is one short transaction.
+    """Runs, per-model state, table versions, API keys, metric versions, dashboards,
+    extraction watermarks and data-quality results; every method is one short transaction.
 
     Open it once per process with ``Catalog.open(url)`` and share it; ``close()`` (or a
     ``with`` block) releases its connections.

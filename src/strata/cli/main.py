@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 import strata
 from strata.cli import (
+    check_cmd,
     demo_cmd,
     extract_cmd,
     ingest_cmd,
@@ -142,6 +143,7 @@ app.command(name="validate")(project_cmd.validate)
 app.command(name="run")(run_cmd.run)
 app.command(name="show")(run_cmd.show)
 app.command(name="compile")(run_cmd.compile_model)
+app.add_typer(check_cmd.app, name="check")
 app.add_typer(keys_cmd.app, name="keys")
 app.command(name="serve")(serve_cmd.serve)
 app.add_typer(sink_cmd.app, name="sink")

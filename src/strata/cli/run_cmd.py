@@ -13,9 +13,10 @@ from rich.table import Table
 from sqlglot import exp
 
 from strata.cli.console import count, progress_bar, stdout
+from strata.quality.gate import run_checked
 from strata.transform.errors import SelectionError
 from strata.transform.gold import compile_gold
-from strata.transform.runner import ModelResult, PreparedProject, prepare_project, run_project
+from strata.transform.runner import ModelResult, PreparedProject, prepare_project
 from strata.transform.silver import _BATCH, compile_silver
 from strata.transform.sql import DIALECT
 from strata.transform.tables import read_table, table_path
@@ -46,14 +47,15 @@ def run(
         typer.Option("--tenant", help="Only this tenant: read its bronze, replace only its rows."),
     ] = None,
 ) -> None:
-    """Build the project's models in dependency order; exits 1 if any model failed."""
+    """Build the project's models in dependency order, each new table passing its declared
+    checks before it is published; exits 1 if any model failed."""
     with progress_bar() as bar:
         task = bar.add_task("building models", total=None)
 
         def advance(result: ModelResult) -> None:
             bar.update(task, advance=1, description=f"{result.name}: {result.status}")
 
-        summary = run_project(
+        summary = run_checked(
             project,
             select=select,
             exclude=exclude,

@@ -26,12 +26,15 @@ DEFAULT_TENANT_KEY: Final = "company_id"
 MATERIALIZATIONS: Final[tuple[Materialization, ...]] = get_args(Materialization)
 _CHOICES: Final = ", ".join(MATERIALIZATIONS)
 
-_COMMON_KEYS: Final = ("description", "columns", "primary_key", "partition_by")
+# checks: data-quality checks on the model's table, read by strata.quality.parse.
+_COMMON_KEYS: Final = ("description", "columns", "primary_key", "partition_by", "checks")
 _MODEL_KEYS: Final[Mapping[Layer, tuple[str, ...]]] = {
-    "silver": (*_COMMON_KEYS, "soft_delete_column"),
+    "silver": (*_COMMON_KEYS, "soft_delete_column", "source"),
     "gold": (*_COMMON_KEYS, "materialized", "unique_key"),
 }
 _COLUMN_KEYS: Final = ("description", "pii")
+_SOURCE_KEYS: Final = ("extract", "entity", "scope")
+_SOURCE_EXAMPLE: Final = "{extract: <source>, entity: <entity>}"
 _EXPLORE_KEYS: Final = ("description", "fact", "dimensions")
 _DIMENSION_KEYS: Final = ("model", "fact_key", "dimension_key")
 
@@ -54,6 +57,23 @@ class ColumnDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtractedSource:
+    """A silver model's bronze landed by ``strata extract`` rather than the SDK: every part
+    of ``entity`` of the source named ``extract`` (of one ``scope`` only, when given). The
+    model's SQL reads it as ``bronze.<extract>.<entity>``; the parts' ``_tenant`` field is
+    read as the ``tenant_key`` column (the project's)."""
+
+    extract: str
+    entity: str
+    scope: str | None = None
+    tenant_key: str = DEFAULT_TENANT_KEY
+
+    @property
+    def reference(self) -> str:
+        return f"bronze.{self.extract}.{self.entity}"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
     """How one model is built. Silver models are always ``incremental`` on their primary key
     (Strata keeps the latest ``ingested_at`` per key); gold models choose a materialization.
@@ -68,6 +88,8 @@ class ModelConfig:
     description: str = ""
     columns: Mapping[str, ColumnDoc] = field(default_factory=lambda: MappingProxyType({}))
     soft_delete_column: str | None = None
+    # Silver only: bronze from an extractor (``source: {extract, entity}``); None: the SDK's.
+    source: ExtractedSource | None = None
     # The YAML keys set explicitly; the rest are defaults. Explores need to tell a declared
     # partition_by from the default one.
     declared_keys: frozenset[str] = frozenset()
@@ -77,6 +99,8 @@ class ModelConfig:
         shape = _shape_problems(self.layer, self.materialized, self.primary_key, self.unique_key)
         if shape:  # code that builds configs directly gets the same rules as YAML
             raise ConfigError(f"model '{self.name}': {shape[0][1]}")
+        if self.source is not None and self.layer != "silver":
+            raise ConfigError(f"model '{self.name}': only silver models read an extracted source")
 
     def declares_column(self, column: str) -> bool:
         """Whether the YAML names ``column`` as an output column (docs, keys or partitioning)."""
@@ -290,6 +314,8 @@ def parse_model_config(
     )
     description = reader.text(items.get("description"), "description") or ""
     columns = _columns(reader, items.get("columns"))
+    source_node = items.get("source")
+    source = None if source_node is None else _extracted_source(reader, source_node, tenant_key)
 
     # A missing key has no line of its own: point at the start of the file's mapping.
     start = node.line if node is not None else None
@@ -312,8 +338,32 @@ def parse_model_config(
         description=description,
         columns=columns,
         soft_delete_column=soft_delete_column,
+        source=source,
         declared_keys=frozenset(items),
     )
+
+
+def _extracted_source(reader: Reader, node: Node, tenant_key: str) -> ExtractedSource | None:
+    """``source: {extract: crm, entity: contacts[, scope: eu1]}``; ``None`` if invalid."""
+    if not isinstance(node.value, dict):
+        got = _kind(node.value)
+        reader.problem(node.line, f"source must be a mapping like {_SOURCE_EXAMPLE}, not {got}")
+        return None
+    items: dict[str, Node] = node.value
+    before = len(reader.problems)
+    reader.check_keys(items, _SOURCE_KEYS, {})
+    names: dict[str, str | None] = {}
+    for key, kind in (("extract", "source"), ("entity", "entity")):
+        if key in items:
+            names[key] = reader.name(items[key], f"source.{key}", kind)
+        else:
+            what = "the extracted source's name" if key == "extract" else "the entity to read"
+            reader.problem(node.line, f"source needs '{key}' ({what}): {_SOURCE_EXAMPLE}")
+    scope = reader.name(items["scope"], "source.scope", "scope") if "scope" in items else None
+    extract, entity = names.get("extract"), names.get("entity")
+    if len(reader.problems) > before or extract is None or entity is None:
+        return None
+    return ExtractedSource(extract, entity, scope, tenant_key)
 
 
 def _columns(reader: Reader, node: Node | None) -> dict[str, ColumnDoc]:

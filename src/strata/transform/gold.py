@@ -31,6 +31,7 @@ from sqlglot import exp
 from strata.catalog.store import Catalog
 from strata.transform.config import Layer, ModelConfig
 from strata.transform.engine import TenantScope, duckdb_reason
+from strata.transform.gate import PublishGate, guard
 from strata.transform.silver import ModelRunError
 from strata.transform.sql import DIALECT, ModelSql, SourceRef, find_references
 from strata.transform.tables import (
@@ -82,13 +83,15 @@ def build_gold(
     full_refresh: bool = False,
     layers: Mapping[str, Layer] | None = None,
     scope: TenantScope | None = None,
+    gate: PublishGate | None = None,
 ) -> GoldResult:
     """Rebuild ``gold.<model>`` from the current tables of the models it reads.
 
     ``layers`` maps referenced model names to their layers; without it each referenced
     table is looked up in silver, then gold. With ``scope`` the model reads only that
     tenant's rows of each table that has the tenant column, and only that tenant's rows
-    of this table are replaced (merged, for ``incremental``).
+    of this table are replaced (merged, for ``incremental``). A ``gate`` judges the new
+    version before it is recorded; if it refuses, the table is rolled back.
     """
     name = model.name
     query = compile_gold(model)
@@ -112,6 +115,7 @@ def build_gold(
     else:
         version = _materialize(name, config, path, result, full_refresh or before is None)
     if version is not None and version != before:
+        guard(gate, f"gold.{name}", path, version, before)
         rows = row_count(path)
         catalog.record_table_version(f"gold.{name}", version, rows, run_id)
     return GoldResult(name, rows_in, result.num_rows, version)

@@ -11,10 +11,10 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Final, get_args
+from typing import TYPE_CHECKING, Final, get_args
 
 from strata.catalog.config import ENV_VAR as CATALOG_ENV
 from strata.catalog.config import CatalogConfig
@@ -36,9 +36,13 @@ from strata.transform.config import (
     suggest,
 )
 
+if TYPE_CHECKING:  # strata.quality reads model configs: imported when loading, not here
+    from strata.quality.checks import Check
+
 PROJECT_FILE: Final = "strata.toml"
 LAKE_ENV: Final = "STRATA_LAKE"  # the same variable the CLI's --lake reads
-# [serve] belongs to the query API (strata.api.settings), which checks it.
+# [serve] belongs to the query API (strata.api.settings), [quality] to the data-quality
+# alerts (strata.quality.settings); each checks its own table.
 _TOML_KEYS: Final = (
     "name",
     "tenant_key",
@@ -47,6 +51,7 @@ _TOML_KEYS: Final = (
     "models_dir",
     "explores_dir",
     "serve",
+    "quality",
 )
 _TOML_LINE_RE: Final = re.compile(r"\(at line (\d+), column \d+\)$")
 
@@ -68,6 +73,8 @@ class Project:
     config: ProjectConfig
     models: Mapping[str, ProjectModel]
     explores: Mapping[str, ExploreConfig]
+    # qualified table (silver.workers) -> its data-quality checks
+    checks: Mapping[str, tuple[Check, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def layer(self, layer: Layer) -> tuple[ProjectModel, ...]:
         return tuple(m for m in self.models.values() if m.layer == layer)
@@ -106,9 +113,15 @@ def _load(path: Path, environ: Mapping[str, str]) -> tuple[Project | None, list[
         return None, problems
     models, broken = _read_models(root, config, problems)
     explores = _read_explores(root, config, models, broken, problems)
+    # Late import: strata.quality.parse builds on this package's config module.
+    from strata.quality.project_checks import read_checks
+
+    checks = read_checks(root, models, problems) if not problems else {}
     if problems:
         return None, problems
-    project = Project(root, config, MappingProxyType(models), MappingProxyType(explores))
+    project = Project(
+        root, config, MappingProxyType(models), MappingProxyType(explores), MappingProxyType(checks)
+    )
     return project, problems
 
 

@@ -2,7 +2,8 @@
 
 Everything that can be checked without data is checked before anything runs: every model
 parses, every silver model passes the silver lint, the DAG has no missing reference or
-cycle, and the selection names real models. Then the models of each DAG wave run in a
+cycle, every silver model reading an extracted source reads the one its YAML declares, and
+the selection names real models. Then the models of each DAG wave run in a
 small thread pool. A model that fails marks every model downstream of it ``skipped``;
 models that do not depend on it still run. The run and one step per model are recorded in
 the catalog.
@@ -14,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -24,6 +26,8 @@ from strata.core.identifiers import validate_tenant
 from strata.transform.config import Layer
 from strata.transform.dag import ModelDag, build_dag
 from strata.transform.engine import TenantScope
+from strata.transform.extracted import check_extracted_source
+from strata.transform.gate import PublishGate
 from strata.transform.gold import build_gold
 from strata.transform.project import Project, load_project
 from strata.transform.selection import select as select_models
@@ -79,6 +83,12 @@ class PreparedProject:
     lake: Path
 
 
+# (project, catalog, run id, tenant or None) -> the run's publish gate, open for the run.
+GateFactory = Callable[
+    ["PreparedProject", Catalog, str, str | None], AbstractContextManager[PublishGate | None]
+]
+
+
 def prepare_project(root: str | os.PathLike[str]) -> PreparedProject:
     """Load, parse, lint and link the project at ``root``; raises the first problem."""
     project = load_project(root)
@@ -86,6 +96,7 @@ def prepare_project(root: str | os.PathLike[str]) -> PreparedProject:
     for name in sorted(models):
         if models[name].layer == "silver":
             lint_silver(models[name])
+            check_extracted_source(models[name], project.models[name].config)
     dag = build_dag(models)
     return PreparedProject(project, models, dag, local_lake(project))
 
@@ -107,12 +118,15 @@ def run_project(
     progress: Progress | None = None,
     run_id: str | None = None,
     tenant: str | None = None,
+    gate: GateFactory | None = None,
 ) -> RunSummary:
     """Build the models ``select``/``exclude`` pick (all by default) in dependency order.
 
     ``run_id`` adopts a run already recorded as running (the query API records it first so
     it can answer with the id at once); without it the run is recorded here. ``tenant``
-    limits the run to that tenant's bronze and that tenant's rows of every table.
+    limits the run to that tenant's bronze and that tenant's rows of every table. ``gate``
+    opens the run's publish gate (``strata.quality.gate.quality_gate``): every new table
+    version passes it before it is recorded, and a refused one fails its model.
     """
     prepared = prepare_project(root)
     chosen = select_models(prepared.dag, select, exclude)
@@ -122,7 +136,7 @@ def run_project(
         scope = None
         if tenant is not None:
             scope = TenantScope(prepared.project.config.tenant_key, validate_tenant(tenant))
-        return _Run(prepared, cat, full_refresh, progress, scope).execute(
+        return _Run(prepared, cat, full_refresh, progress, scope, gate).execute(
             chosen, select, exclude, run_id
         )
     finally:
@@ -138,8 +152,11 @@ class _Run:
         full_refresh: bool,
         progress: Progress | None,
         scope: TenantScope | None = None,
+        gate_factory: GateFactory | None = None,
     ) -> None:
         self.scope = scope
+        self.gate_factory = gate_factory
+        self.gate: PublishGate | None = None
         self.prepared = prepared
         self.catalog = catalog
         self.full_refresh = full_refresh
@@ -157,23 +174,16 @@ class _Run:
         }
         run_id = run_id or self.catalog.start_run("transform", params=params)
         results: dict[str, ModelResult] = {}
+        tenant = None if self.scope is None else self.scope.tenant
+        gates = (
+            self.gate_factory(self.prepared, self.catalog, run_id, tenant)
+            if self.gate_factory is not None
+            else nullcontext(None)
+        )
         try:
-            for name in chosen:
-                self.catalog.record_step(run_id, name, "queued")
-            doomed: set[str] = set()
-            wanted = set(chosen)
-            for wave in self.prepared.dag.waves():
-                names = [n for n in wave if n in wanted]
-                runnable = [n for n in names if n not in doomed]
-                for name in names:
-                    if name in doomed:
-                        results[name] = self._finish(
-                            run_id, ModelResult(name, self.layers[name], "skipped")
-                        )
-                for result in self._run_wave(run_id, runnable):
-                    results[result.name] = result
-                    if result.status == "failed":
-                        doomed |= self.prepared.dag.downstream(result.name)
+            with gates as gate:
+                self.gate = gate
+                self._run_waves(run_id, chosen, results)
         except BaseException as exc:
             self.catalog.finish_run(run_id, "failed", f"run aborted: {exc}")
             raise
@@ -184,6 +194,24 @@ class _Run:
         else:
             self.catalog.finish_run(run_id, "succeeded")
         return RunSummary(run_id, ordered)
+
+    def _run_waves(self, run_id: str, chosen: list[str], results: dict[str, ModelResult]) -> None:
+        for name in chosen:
+            self.catalog.record_step(run_id, name, "queued")
+        doomed: set[str] = set()
+        wanted = set(chosen)
+        for wave in self.prepared.dag.waves():
+            names = [n for n in wave if n in wanted]
+            runnable = [n for n in names if n not in doomed]
+            for name in names:
+                if name in doomed:
+                    results[name] = self._finish(
+                        run_id, ModelResult(name, self.layers[name], "skipped")
+                    )
+            for result in self._run_wave(run_id, runnable):
+                results[result.name] = result
+                if result.status == "failed":
+                    doomed |= self.prepared.dag.downstream(result.name)
 
     def _run_wave(self, run_id: str, names: list[str]) -> list[ModelResult]:
         if not names:
@@ -225,6 +253,7 @@ class _Run:
                     full_refresh=self.full_refresh,
                     run_id=run_id,
                     scope=self.scope,
+                    gate=self.gate,
                 )
                 rows_in, rows_out = silver.rows_in, silver.rows_out
             else:
@@ -237,6 +266,7 @@ class _Run:
                     full_refresh=self.full_refresh,
                     layers=self.layers,
                     scope=self.scope,
+                    gate=self.gate,
                 )
                 rows_in, rows_out = gold.rows_in, gold.rows_out
         except Exception as exc:  # one model's failure must not stop independent models

@@ -9,6 +9,12 @@ that file). Per primary key the latest ``ingested_at`` wins, ties broken by
 merge applies the same order against the table, so replaying old files cannot undo newer
 ones.
 
+Bronze is the SDK's Parquet layout, or, when the model's YAML declares
+``source: {extract, entity}``, the parts an extractor landed (``strata.transform.extracted``):
+jsonl.gz lines and Parquet rows with a 1-based ``_bronze_row``, and as ``ingested_at`` the
+start of the extract run, so the latest extraction of a key wins. A part holds every
+tenant's rows, so a ``--tenant`` build filters them and leaves the parts unconsumed.
+
 Soft deletes. A model filters deleted rows (``WHERE deleted_at IS NULL``), but dedupe must
 still see a deletion, or the previous live version of the key would survive. So when the
 config names a ``soft_delete_column``, Strata drops the top-level ``<column> IS NULL``
@@ -56,7 +62,18 @@ from strata.transform.engine import (
     duckdb_reason,
 )
 from strata.transform.errors import TransformError
+from strata.transform.extracted import (
+    ExtractedBronzeError,
+    ExtractedPart,
+    check_extracted_source,
+    extracted_batch,
+    extracted_parts,
+    ingestion_times,
+    readable_parts,
+    stored_files,
+)
 from strata.transform.file_merge import merge_files
+from strata.transform.gate import PublishGate, guard
 from strata.transform.sql import DIALECT, ModelSql, SourceRef, find_references, lint_silver
 from strata.transform.tables import (
     merge_table,
@@ -99,6 +116,7 @@ def compile_silver(model: ModelSql, config: ModelConfig, relation: str) -> exp.Q
     """The model's query over ``relation`` (a batch of its bronze rows with lineage),
     carrying the lineage columns and deduped by primary key. Pure."""
     lint_silver(model)
+    check_extracted_source(model, config)
     tree = model.tree.copy()
     refs = find_references(model.name, tree)
     if len(refs) != 1 or not isinstance(refs[0][1], SourceRef):  # pragma: no cover - lint
@@ -174,12 +192,15 @@ def build_silver(
     full_refresh: bool = False,
     run_id: str | None = None,
     scope: TenantScope | None = None,
+    gate: PublishGate | None = None,
 ) -> SilverResult:
     """Bring ``silver.<model>`` up to date with its bronze table.
 
     The table is partitioned by ``config.partition_by`` (the project's tenant key unless
     declared). Without ``run_id`` the build records its own ``transform`` run. With
     ``scope`` only that tenant's bronze is read, and a full refresh replaces only its rows.
+    A ``gate`` judges the new version before it is recorded; if it refuses, the table is
+    rolled back and the bronze stays unconsumed.
     """
     name = model.name
     deduped = compile_silver(model, config, _BATCH)
@@ -188,7 +209,13 @@ def build_silver(
         query = exp.select(exp.Star()).from_(query.subquery("built")).where(scope.predicate())
     (source,) = model.source_refs
     storage = LocalStorage(lake, fsync=False)
-    files = _bronze_files(storage, source, None if scope is None else scope.tenant)
+    tenant = None if scope is None else scope.tenant
+    parts: dict[str, ExtractedPart] = {}
+    if config.source is None:
+        files = _bronze_files(storage, source, tenant)
+    else:  # every part: a part holds the rows of every tenant
+        parts = {part.path: part for part in extracted_parts(storage, config.source)}
+        files = stored_files(parts.values())
     path = table_path(lake, "silver", name)
     before = table_version(path)
     todo = files if full_refresh else catalog.new_files(name, [(f.path, f.size) for f in files])
@@ -202,23 +229,34 @@ def build_silver(
     try:
         referenced = {c.name.lower() for c in model.tree.find_all(exp.Column)}
         with build_connection() as con:
-            _define_batch(name, con, lake, [f.path for f in todo], referenced)
-            rows_in = _count(name, con)
-            if full_refresh or before is None:
-                replaced = (
-                    _replaced_files(name, path, config, scope) if before is not None else None
-                )
-                cluster = _clustering(name, con, deduped, query, config)
-                version, rows_out = _overwrite(
-                    name, con, _live(query, config), path, config, replaced, cluster
-                )
+            if config.source is None:
+                _define_batch(name, con, lake, [f.path for f in todo], referenced)
+                readable = True
             else:
-                version, rows_out = _merge(name, con, query, path, config)
+                chosen = readable_parts(lake, [parts[f.path] for f in todo])
+                readable = bool(chosen)  # only empty parts: nothing to build
+                if readable:
+                    batch = _extracted_batch(
+                        name, con, lake, chosen, catalog, config, referenced, tenant
+                    )
+                    _create_batch_view(con, batch)
+            rows_in, rows_out, version = 0, 0, before
+            if readable:
+                rows_in = _count(name, con)
+                version, rows_out = _write(
+                    name, con, deduped, query, path, config, scope, full_refresh=full_refresh
+                )
+        # Before anything is recorded: a withheld version is rolled back and its bronze
+        # stays unconsumed, so the next run builds from it again.
+        if version is not None:
+            guard(gate, f"silver.{name}", path, version, before)
         if full_refresh and scope is None:  # a tenant's refresh re-marks its own files
             catalog.reset_model(name)
-        consumed = [(f.path, f.size) for f in todo]
-        catalog.mark_consumed(name, consumed, run)
-        if version != before:  # a merge that changed nothing makes no new Delta version
+        # A tenant's run used only its rows of the extracted parts: the rest are still new.
+        if scope is None or config.source is None:
+            catalog.mark_consumed(name, [(f.path, f.size) for f in todo], run)
+        # A merge that changed nothing (or only empty parts) makes no new Delta version.
+        if version is not None and version != before:
             catalog.record_table_version(f"silver.{name}", version, row_count(path), run)
     except Exception as exc:
         if own_run:
@@ -227,6 +265,27 @@ def build_silver(
     if own_run:
         catalog.finish_run(run, "succeeded")
     return SilverResult(name, rows_in, rows_out, len(todo), version, run)
+
+
+def _write(
+    model: str,
+    con: duckdb.DuckDBPyConnection,
+    deduped: exp.Query,
+    query: exp.Query,
+    path: Path,
+    config: ModelConfig,
+    scope: TenantScope | None,
+    *,
+    full_refresh: bool,
+) -> tuple[int, int]:
+    """Create (or fully refresh) the table from the batch, or merge the batch into it;
+    returns (version, rows written)."""
+    before = table_version(path)
+    if not full_refresh and before is not None:
+        return _merge(model, con, query, path, config)
+    replaced = _replaced_files(model, path, config, scope) if before is not None else None
+    cluster = _clustering(model, con, deduped, query, config)
+    return _overwrite(model, con, _live(query, config), path, config, replaced, cluster)
 
 
 # -- bronze ------------------------------------------------------------------------------
@@ -268,10 +327,41 @@ def _define_batch(
         raise ModelRunError(
             model, f"bronze files cannot be read together: {duckdb_reason(exc)}"
         ) from exc
+    _create_batch_view(con, bronze_batch(lake, scan, present, referenced))
+
+
+def _extracted_batch(
+    model: str,
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    parts: list[ExtractedPart],
+    catalog: Catalog,
+    config: ModelConfig,
+    referenced: set[str],
+    tenant: str | None,
+) -> exp.Select:
+    """The rows of extracted ``parts`` with lineage (see ``strata.transform.extracted``)."""
+    if config.source is None:  # pragma: no cover - the caller checked
+        raise ModelRunError(model, "the model does not read an extracted source")
+    try:
+        return extracted_batch(
+            con,
+            lake,
+            parts,
+            ingestion_times(catalog, parts),
+            tenant_key=config.source.tenant_key,
+            wanted=referenced,
+            tenant=tenant,
+        )
+    except ExtractedBronzeError as exc:
+        raise ModelRunError(model, str(exc)) from exc
+
+
+def _create_batch_view(con: duckdb.DuckDBPyConnection, batch: exp.Select) -> None:
     view = exp.Create(
         this=exp.to_table(_BATCH, quoted=True),
         kind="VIEW",
-        expression=bronze_batch(lake, scan, present, referenced),
+        expression=batch,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
     con.execute(view.sql(dialect=DIALECT))
