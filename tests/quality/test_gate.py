@@ -269,3 +269,12 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_strata_run_reports_the_runs_checks(root: Path) -> None:
+    write_bronze(root, "acme", [profile("5", "acme", "e@x.com", status="on_leave", hours=1)])
+    runner = CliRunner(env={"COLUMNS": "250", "STRATA_LOG_LEVEL": None})
+    result = runner.invoke(app, ["run", "--project", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "checks: 7 passed, 1 warning(s), 0 error(s)" in result.output
+    assert "warn: silver.profiles accepted_values_status (acme): 1 failing" in result.output

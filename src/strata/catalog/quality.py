@@ -217,6 +217,16 @@ class QualityStore(CatalogBase):
         # Sorted here: SQLite and PostgreSQL place NULL tenants at opposite ends.
         return sorted(found, key=lambda r: (r.table, r.check, r.tenant is not None, r.tenant or ""))
 
+    def run_check_results(self, run_id: str) -> list[StoredCheckResult]:
+        """Every result recorded by one run, in the order recorded."""
+        query = (
+            select(CheckResultRow)
+            .where(CheckResultRow.run_id == run_id)
+            .order_by(CheckResultRow.id)
+        )
+        with self._session(write=False) as session:
+            return [_stored(row) for row in session.scalars(query)]
+
     def check_history(
         self,
         table: str,

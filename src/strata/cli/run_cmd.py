@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from sqlglot import exp
 
+from strata.catalog.store import Catalog
 from strata.cli.console import count, progress_bar, stdout
 from strata.quality.gate import run_checked
 from strata.transform.errors import SelectionError
@@ -82,8 +83,31 @@ def run(
     out.print(table)
     for r in summary.failed:
         out.print(f"{r.name}: {r.error}", markup=False)
+    _print_checks(project, summary.run_id)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _print_checks(project: Path, run_id: str) -> None:
+    """One line on the run's data-quality checks, and one per warning or error."""
+    prepared = prepare_project(project)
+    with Catalog.open(prepared.project.config.catalog_url) as catalog:
+        results = catalog.run_check_results(run_id)
+    if not results:
+        return
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "warn", "error")}
+    out = stdout()
+    out.print(
+        f"checks: {counts['pass']} passed, {counts['warn']} warning(s), {counts['error']} "
+        "error(s) (strata check history TABLE shows them over time)",
+        markup=False,
+    )
+    for r in results:
+        if r.status != "pass":
+            out.print(
+                f"  {r.status}: {r.table} {r.check} ({r.tenant or 'all'}): {r.message}",
+                markup=False,
+            )
 
 
 def show(
