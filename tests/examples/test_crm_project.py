@@ -12,69 +12,31 @@ import collections
 import decimal
 import gzip
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from typer.testing import CliRunner
 
 from strata.catalog.store import Catalog
 from strata.cli import app
 from strata.transform.tables import read_table, table_path
+from support.services import PG_HOST, PG_PORT, fresh_pg_database, pg_superuser
 
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "crm"
-PG_HOST, PG_PORT, PG_USERS = "127.0.0.1", 5432, ("postgres", "root")
-PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 Summary = dict[tuple[str, str], tuple[int, decimal.Decimal]]
-
-
-def _service_missing(error: object) -> NoReturn:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    message = (
-        f"PostgreSQL on {PG_HOST}:{PG_PORT} is not reachable ({detail}); start it with: {PG_START}"
-    )
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message} [CI=true: a missing service fails, never skips]", pytrace=False)
-    pytest.skip(message)
-
-
-def _admin(user: str) -> psycopg.Connection[tuple[Any, ...]]:
-    return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=user, dbname="postgres", connect_timeout=5, autocommit=True
-    )
 
 
 @pytest.fixture
 def crm_database() -> Iterator[tuple[str, str]]:
     """A fresh database seeded with the example's seed.sql: (user, database name)."""
-    last: Exception | None = None
-    user = None
-    for candidate in PG_USERS:
-        try:
-            with _admin(candidate):
-                user = candidate
-                break
-        except psycopg.Error as exc:
-            last = exc
-    if user is None:
-        _service_missing(last)
-    name = f"strata_crm_{uuid.uuid4().hex}"
-    with _admin(user) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    user = pg_superuser()
+    with fresh_pg_database(user, "strata_crm") as name:
         with _connect(user, name) as conn:
             conn.execute((PROJECT / "seed.sql").read_text())
         yield user, name
-    finally:
-        with _admin(user) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def _connect(user: str, name: str) -> psycopg.Connection[tuple[Any, ...]]:

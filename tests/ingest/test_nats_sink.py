@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,24 +20,13 @@ import pytest
 
 from strata.ingest.nats_sink import SinkConfig, run_sink
 from strata.lake.storage import LocalStorage
+from support.services import NATS_START, NATS_URL, service_missing
 
-SERVER = "nats://127.0.0.1:4222"
-START = (
-    "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- "
-    "-a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server"
-)
 pytestmark = pytest.mark.timeout(120)
 
 
-def _missing(error: object) -> None:
-    message = f"NATS on 127.0.0.1:4222 is not reachable ({error}); start it with: {START}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message} [CI=true: a missing service fails, never skips]", pytrace=False)
-    pytest.skip(message)
-
-
 async def _publish(stream: str, subject_root: str, bodies: list[bytes]) -> None:
-    nc = await nats.connect(servers=[SERVER], connect_timeout=2, max_reconnect_attempts=1)
+    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=1)
     js = nc.jetstream()
     await js.add_stream(name=stream, subjects=[f"{subject_root}.>"])
     for i, body in enumerate(bodies):
@@ -47,7 +35,7 @@ async def _publish(stream: str, subject_root: str, bodies: list[bytes]) -> None:
 
 
 async def _delete(stream: str) -> None:
-    nc = await nats.connect(servers=[SERVER], connect_timeout=2, max_reconnect_attempts=1)
+    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=1)
     try:
         await nc.jetstream().delete_stream(stream)
     finally:
@@ -61,13 +49,13 @@ def stream() -> object:
     try:
         asyncio.run(asyncio.wait_for(_probe(), 5))
     except Exception as exc:
-        _missing(exc)
+        service_missing("NATS on 127.0.0.1:4222", NATS_START, exc)
     yield name, root
     asyncio.run(_delete(name))
 
 
 async def _probe() -> None:
-    nc = await nats.connect(servers=[SERVER], connect_timeout=2, max_reconnect_attempts=1)
+    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=1)
     await nc.jetstream().account_info()
     await nc.close()
 
