@@ -170,8 +170,9 @@ def test_lake_outage_does_not_block_callers_and_loses_nothing(tmp_path: Path) ->
         # The backlog is on disk, not in the writer's memory.
         assert during.journal_bytes > 4 * config.memory_limit_bytes
         assert during.buffered_bytes <= config.memory_limit_bytes + 4096
-        # A blocking design would have waited on a 0.3 s failing write at least once.
-        assert slowest < 0.1
+        # A blocking design would have waited on a 0.3 s failing write at least once; the
+        # margin below that absorbs a loaded machine's scheduling pauses.
+        assert slowest < 0.25
 
         switch.unlink()  # the lake comes back
         client.flush(timeout=60)
