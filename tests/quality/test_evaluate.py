@@ -309,7 +309,8 @@ def test_where_filters_each_check_and_a_filtered_unique_gets_its_own_scan(
     # worker_id > 1: acme's site 3; globex's site 1 is worker 1, filtered out.
     relationship = "relationships_site_id__silver_sites"
     assert failing(report, relationship) == {"acme": 1, "globex": 0, "initech": 0}
-    assert report.scans == 4  # aggregates, shared unique, filtered unique, anti join
+    # aggregates, shared key scan, filtered unique, filtered duplicate_count, anti join
+    assert report.scans == 5
     # A filter naming a column both tables have means the checked table's.
     both = run(
         workers,

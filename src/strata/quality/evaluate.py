@@ -29,8 +29,8 @@ from strata.quality.plan import (
     TablePlan,
     failing_predicate,
     ident,
+    orphan_rows,
     plan_checks,
-    relationship_failures,
 )
 from strata.transform.sql import DIALECT
 
@@ -133,13 +133,19 @@ def run_checks(
         t: tenant_column is not None and _named(describe(con, r), tenant_column) is not None
         for t, r in targets.items()
     }
-    plan = plan_checks(checks, relation, tenant_column, targets, parent_tenant)
+    plan = plan_checks(
+        checks,
+        relation,
+        tenant_column,
+        targets,
+        parent_tenant,
+    )
     judge = _Judge(table, plan, history or NoHistory(), _utc(now()))
     try:
         aggregates = _rows(con, plan.statements()[0])
         judge.read_aggregates(aggregates)
-        for scan in plan.unique:
-            judge.read_unique(scan.sets, _rows(con, scan.sql))
+        for scan in plan.keyed:
+            judge.read_keyed(scan.sets, _rows(con, scan.sql))
         for count in plan.counts:
             judge.read_counts(count.check, _rows(con, count.sql))
     except duckdb.Error as exc:
@@ -183,6 +189,7 @@ class _Judge:
         self.tenants: list[str | None] = []
         self.values: dict[str | None, Mapping[str, Any]] = {}
         self.failing: dict[tuple[str, str | None], int] = {}
+        self.extra: dict[tuple[str, str | None], int] = {}  # duplicate rows, per key check
 
     def read_aggregates(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -194,11 +201,12 @@ class _Judge:
             self.values[None] = {m.alias: None for m in self.plan.aggregate.measures}
         self.tenants.sort(key=lambda t: "" if t is None else t)
 
-    def read_unique(self, sets: Mapping[int, Sequence[str]], rows: list[dict[str, Any]]) -> None:
+    def read_keyed(self, sets: Mapping[int, Sequence[str]], rows: list[dict[str, Any]]) -> None:
         for row in rows:
             for name in sets.get(int(row[GROUPING]), ()):
                 tenant = None if row[TENANT] is None else str(row[TENANT])
                 self.failing[(name, tenant)] = int(row["failing"])
+                self.extra[(name, tenant)] = int(row["extra"] or 0)
 
     def read_counts(self, check: str, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -244,9 +252,7 @@ class _Judge:
         if check.kind == "row_count":
             return float(self._value(check, tenant, "rows") or 0)
         if check.kind == "duplicate_count":
-            keyed = self._value(check, tenant, "keyed") or 0
-            keys = self._value(check, tenant, "keys") or 0
-            return float(keyed - keys)
+            return float(self.extra.get((check.name, tenant), 0))
         if check.kind in ("null_rate", "null_rate_drift"):
             rows = self._value(check, tenant, "rows") or 0
             return float(self._value(check, tenant, "nulls") or 0) / rows if rows else 0.0
@@ -427,57 +433,84 @@ def _with_samples(
     parent_tenant: Mapping[str, bool],
     limit: int,
 ) -> list[CheckResult]:
-    """Results with up to ``limit`` failing rows each, one query per failing check."""
+    """Up to ``limit`` failing rows on each result that did not pass, fetched only when a
+    check fails: one scan for all failing row checks (a flag column each), plus one query
+    per failing key check (``unique``, ``duplicate_count``: duplicates need a window)."""
+    if limit <= 0:
+        return results
     by_name = {c.name: c for c in checks}
-    failing = {r.check for r in results if r.status != "pass" and (r.failing or 0) > 0}
-    shown = {(r.check, r.tenant) for r in results if r.status != "pass"}
+    failing = sorted(
+        {
+            r.check
+            for r in results
+            if r.status != "pass" and ((r.failing or 0) > 0 or r.kind == "duplicate_count")
+        }
+    )
     samples: dict[tuple[str, str | None], tuple[Mapping[str, Any], ...]] = {}
-    for name in sorted(failing):
+    tenant = ident(tenant_column) if tenant_column else "NULL"
+
+    def keep(name: str, row: Mapping[str, Any]) -> None:
+        key = (name, None if tenant_column is None else _tenant_text(row.get(tenant_column)))
+        if len(samples.get(key, ())) < limit:
+            samples[key] = (*samples.get(key, ()), _safe_row(row))
+
+    flagged: list[tuple[str, str]] = []  # (check, predicate over the table aliased c)
+    for name in failing:
         check = by_name[name]
-        found = _sample_filter(check, tenant_column, targets, parent_tenant)
-        if found is None or limit <= 0:
+        if check.kind == "relationships":  # a hash anti join, not a correlated subquery
+            target = targets.get(check.to_table or "", "")
+            with_tenant = parent_tenant.get(check.to_table or "", False)
+            orphans = orphan_rows(check, relation, target, tenant_column, with_tenant)
+            sql = (
+                f"SELECT * EXCLUDE (__rank) FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY {tenant}) AS __rank FROM ({orphans})) "
+                f"WHERE __rank <= {int(limit)}"
+            )
+            for row in _rows(con, sql):
+                keep(name, row)
             continue
-        predicate, qualify = found
+        predicate = failing_predicate(check) or ""
+        if not predicate:
+            continue  # a table measure: no rows to show
         if check.where:
             predicate = f"({check.where}) AND ({predicate})"
-        tenant = ident(tenant_column) if tenant_column else "NULL"
-        failing_rows = f"SELECT c.* FROM {ident(relation)} AS c WHERE {predicate}"
-        if qualify:
-            failing_rows += f" QUALIFY {qualify}"
+        if check.kind not in ("unique", "duplicate_count"):
+            flagged.append((name, predicate))
+            continue
+        keys = [ident(c) for c in check.columns]
+        partition = ", ".join([*([tenant] if tenant_column else []), *keys])
+        duplicated = (
+            f"SELECT c.* FROM {ident(relation)} AS c WHERE {predicate} "
+            f"QUALIFY count(*) OVER (PARTITION BY {partition}) > 1"
+        )
         sql = (
-            f"SELECT * EXCLUDE (__rank) FROM (SELECT *, row_number() OVER (PARTITION BY {tenant}) "
-            f"AS __rank FROM ({failing_rows})) WHERE __rank <= {int(limit)}"
+            f"SELECT * EXCLUDE (__rank) FROM (SELECT *, row_number() OVER "
+            f"(PARTITION BY {tenant}) AS __rank FROM ({duplicated})) WHERE __rank <= {int(limit)}"
         )
         for row in _rows(con, sql):
-            key = (name, None if tenant_column is None else _tenant_text(row.get(tenant_column)))
-            samples[key] = (*samples.get(key, ()), _safe_row(row))
+            keep(name, row)
+    if flagged:
+        flags = ", ".join(f"coalesce({p}, false) AS __f{i}" for i, (_, p) in enumerate(flagged))
+        first = " OR ".join(
+            f"(__f{i} AND row_number() OVER (PARTITION BY {tenant}, __f{i}) <= {int(limit)})"
+            for i in range(len(flagged))
+        )
+        any_failing = " OR ".join(f"coalesce({p}, false)" for _, p in flagged)
+        sql = (
+            f"SELECT * FROM (SELECT c.*, {flags} FROM {ident(relation)} AS c "
+            f"WHERE {any_failing}) QUALIFY {first}"
+        )
+        for row in _rows(con, sql):
+            record = {k: v for k, v in row.items() if not k.startswith("__f")}
+            for i, (name, _) in enumerate(flagged):
+                if row[f"__f{i}"]:
+                    keep(name, record)
     return [
         _replace(r, samples[(r.check, r.tenant)])
-        if (r.check, r.tenant) in samples and (r.check, r.tenant) in shown
+        if r.status != "pass" and (r.check, r.tenant) in samples
         else r
         for r in results
     ]
-
-
-def _sample_filter(
-    check: Check,
-    tenant_column: str | None,
-    targets: Mapping[str, str],
-    parent_tenant: Mapping[str, bool],
-) -> tuple[str, str | None] | None:
-    """(WHERE, QUALIFY) selecting a check's failing rows, or None for table measures."""
-    if check.kind == "relationships":
-        target = targets.get(check.to_table or "", "")
-        with_tenant = parent_tenant.get(check.to_table or "", False)
-        return relationship_failures(check, target, tenant_column, with_tenant), None
-    predicate = failing_predicate(check)
-    if predicate is None:
-        return None
-    if check.kind in ("unique", "duplicate_count"):
-        keys = [ident(c) for c in check.columns]
-        partition = ", ".join([*([ident(tenant_column)] if tenant_column else []), *keys])
-        return predicate, f"count(*) OVER (PARTITION BY {partition}) > 1"
-    return predicate, None
 
 
 def _replace(result: CheckResult, samples: tuple[Mapping[str, Any], ...]) -> CheckResult:

@@ -3,11 +3,18 @@
 * One aggregate scan, grouped by tenant, computes every measure that is an aggregate of
   rows: the failing-row counts of ``not_null``/``format``/``range``/``expression``, the
   failing distinct values of ``accepted_values``, and the table measures (row count, newest
-  timestamp, NULL counts, distinct counts, duplicates). Each check's ``where`` becomes a
+  timestamp, NULL counts, distinct counts). Each check's ``where`` becomes a
   ``FILTER`` clause, so filtered checks share the scan too.
-* One scan for every ``unique`` check without a ``where``: ``GROUPING SETS`` group the rows
-  by each key at once, and the outer query counts the duplicated keys per key set.
-* One anti join per ``relationships`` check (and one scan per filtered ``unique``).
+* One keyed scan for every ``unique`` and ``duplicate_count`` check without a ``where``:
+  ``GROUPING SETS`` group the rows by each key at once, and the outer query counts, per key
+  set, the duplicated key values (``unique``) and the rows beyond the first (duplicates).
+  Distinct counting lives here, not in the aggregate scan: a DISTINCT aggregate there
+  takes DuckDB off its parallel path for every other measure too.
+* One anti join per ``relationships`` check (and one keyed scan per filtered key check).
+
+Sample rows cost nothing while checks pass: only when some fail does ``evaluate`` fetch a
+few of their rows (one scan for all failing row checks, one query per failing key or
+relationship check).
 
 Pure: this module builds SQL text; ``strata.quality.evaluate`` runs it.
 """
@@ -63,8 +70,10 @@ class AggregateScan:
 
 
 @dataclass(frozen=True, slots=True)
-class UniqueScan:
-    """Duplicated keys per key set; ``sets`` maps a grouping id to the checks on that key."""
+class KeyedScan:
+    """Per key set and tenant: ``failing`` (key values held by more than one row) and
+    ``extra`` (rows beyond the first of their key); ``sets`` maps a grouping id to the
+    checks on that key."""
 
     sql: str
     sets: dict[int, tuple[str, ...]]
@@ -83,15 +92,15 @@ class TablePlan:
     relation: str
     tenant_column: str | None
     aggregate: AggregateScan
-    unique: tuple[UniqueScan, ...]
+    keyed: tuple[KeyedScan, ...]
     counts: tuple[CountScan, ...]
 
     @property
     def scans(self) -> int:
-        return 1 + len(self.unique) + len(self.counts)
+        return 1 + len(self.keyed) + len(self.counts)
 
     def statements(self) -> list[str]:
-        return [aggregate_sql(self), *(u.sql for u in self.unique), *(c.sql for c in self.counts)]
+        return [aggregate_sql(self), *(k.sql for k in self.keyed), *(c.sql for c in self.counts)]
 
 
 def plan_checks(
@@ -109,15 +118,15 @@ def plan_checks(
     """
     aggregate = AggregateScan()
     aggregate.add("", "rows", "count(*)")
-    shared_unique: list[Check] = []
-    unique: list[UniqueScan] = []
+    shared: list[Check] = []
+    keyed: list[KeyedScan] = []
     counts: list[CountScan] = []
     for check in checks:
-        if check.kind == "unique":
+        if check.kind in ("unique", "duplicate_count"):
             if check.where is None:
-                shared_unique.append(check)
+                shared.append(check)
             else:  # a filter cannot be shared by GROUPING SETS: its own scan
-                unique.append(_unique_sql([check], relation, tenant_column))
+                keyed.append(_keyed_sql([check], relation, tenant_column))
         elif check.kind == "relationships":
             target = (relations or {}).get(check.to_table or "", "")
             with_tenant = bool((parent_tenant or {}).get(check.to_table or ""))
@@ -129,9 +138,9 @@ def plan_checks(
             )
         else:
             _aggregate(aggregate, check)
-    if shared_unique:
-        unique.insert(0, _unique_sql(shared_unique, relation, tenant_column))
-    return TablePlan(relation, tenant_column, aggregate, tuple(unique), tuple(counts))
+    if shared:
+        keyed.insert(0, _keyed_sql(shared, relation, tenant_column))
+    return TablePlan(relation, tenant_column, aggregate, tuple(keyed), tuple(counts))
 
 
 def aggregate_sql(plan: TablePlan) -> str:
@@ -184,17 +193,13 @@ def _aggregate(scan: AggregateScan, check: Check) -> None:
         scan.add(name, "nulls", f"count(*){_filter(where, f'{ident(check.column)} IS NULL')}")
     elif check.kind == "distinct_count":
         scan.add(name, "distinct", f"count(DISTINCT {ident(check.column)}){_filter(where, None)}")
-    elif check.kind == "duplicate_count":
-        key = _key(check.columns)
-        scan.add(name, "keyed", f"count(*){_filter(where, predicate)}")
-        scan.add(name, "keys", f"count(DISTINCT {key}){_filter(where, predicate)}")
     elif check.kind == "schema":
         return
     else:  # pragma: no cover - the parser only makes known kinds
         raise ValueError(f"no aggregate for check kind {check.kind}")
 
 
-def _unique_sql(checks: Sequence[Check], relation: str, tenant_column: str | None) -> UniqueScan:
+def _keyed_sql(checks: Sequence[Check], relation: str, tenant_column: str | None) -> KeyedScan:
     """Duplicated key values per tenant for each key set, in one scan with GROUPING SETS."""
     # The same key in another order (or repeated) is the same key set: one grouping set.
     key_sets: dict[tuple[str, ...], list[str]] = {}
@@ -227,39 +232,40 @@ def _unique_sql(checks: Sequence[Check], relation: str, tenant_column: str | Non
         f"GROUP BY GROUPING SETS ({', '.join(groups)})"
     )
     sql = (
-        f"SELECT {TENANT}, {GROUPING}, count(*) AS failing FROM ({grouped}) "
-        f"WHERE __n > 1 AND ({' OR '.join(conditions)}) GROUP BY 1, 2"
+        f"SELECT {TENANT}, {GROUPING}, count(*) AS failing, sum(__n - 1) AS extra "
+        f"FROM ({grouped}) WHERE __n > 1 AND ({' OR '.join(conditions)}) GROUP BY 1, 2"
     )
-    return UniqueScan(sql, sets)
+    return KeyedScan(sql, sets)
 
 
 def relationship_sql(
+    check: Check,
+    relation: str,
+    target: str,
+    tenant_column: str | None,
+    with_tenant: bool,
+) -> str:
+    """Orphaned rows per tenant (DuckDB reads only the key columns of the anti join)."""
+    orphans = orphan_rows(check, relation, target, tenant_column, with_tenant)
+    group = " GROUP BY 1" if tenant_column else ""
+    return (
+        f"SELECT {_tenant_expr(tenant_column)} AS {TENANT}, count(*) AS failing "
+        f"FROM ({orphans}){group}"
+    )
+
+
+def orphan_rows(
     check: Check, relation: str, target: str, tenant_column: str | None, with_tenant: bool
 ) -> str:
+    """The checked table's rows whose key has no match in ``target`` (an anti join)."""
     child, parent = ident(check.column), ident(check.to_column or check.column)
     on = f"p.{parent} = c.{child}"
     if tenant_column and with_tenant:
         on += f" AND p.{ident(tenant_column)} = c.{ident(tenant_column)}"
     where = f"c.{child} IS NOT NULL" + (f" AND ({_qualify(check.where)})" if check.where else "")
-    tenant = f"c.{ident(tenant_column)}" if tenant_column else "NULL"
-    group = " GROUP BY 1" if tenant_column else ""
     return (
-        f"SELECT {tenant} AS {TENANT}, count(*) AS failing FROM {ident(relation)} AS c "
-        f"ANTI JOIN {ident(target)} AS p ON {on} WHERE {where}{group}"
-    )
-
-
-def relationship_failures(
-    check: Check, target: str, tenant_column: str | None, with_tenant: bool
-) -> str:
-    """The condition (over the checked table aliased ``c``) true for an orphaned row."""
-    child, parent = ident(check.column), ident(check.to_column or check.column)
-    same_tenant = ""
-    if tenant_column and with_tenant:
-        same_tenant = f" AND p.{ident(tenant_column)} = c.{ident(tenant_column)}"
-    return (
-        f"c.{child} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {ident(target)} AS p "
-        f"WHERE p.{parent} = c.{child}{same_tenant})"
+        f"SELECT c.* FROM {ident(relation)} AS c ANTI JOIN {ident(target)} AS p "
+        f"ON {on} WHERE {where}"
     )
 
 
@@ -289,12 +295,6 @@ def _accepted(column: str, values: Sequence[object]) -> str:
 def _filter(where: str | None, predicate: str | None) -> str:
     parts = [f"({p})" for p in (where, predicate) if p]
     return f" FILTER (WHERE {' AND '.join(parts)})" if parts else ""
-
-
-def _key(columns: Sequence[str]) -> str:
-    if len(columns) == 1:
-        return ident(columns[0])
-    return f"row({', '.join(ident(c) for c in columns)})"
 
 
 def _tenant_expr(tenant_column: str | None) -> str:
