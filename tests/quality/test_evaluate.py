@@ -309,8 +309,9 @@ def test_where_filters_each_check_and_a_filtered_unique_gets_its_own_scan(
     # worker_id > 1: acme's site 3; globex's site 1 is worker 1, filtered out.
     relationship = "relationships_site_id__silver_sites"
     assert failing(report, relationship) == {"acme": 1, "globex": 0, "initech": 0}
-    # aggregates, shared key scan, filtered unique, filtered duplicate_count, anti join
-    assert report.scans == 5
+    # aggregates, shared key scan, filtered unique, filtered duplicate_count, filtered
+    # distinct_count, anti join (failing values and samples come on top, only on failure)
+    assert report.scans == 6
     # A filter naming a column both tables have means the checked table's.
     both = run(
         workers,
@@ -829,13 +830,14 @@ ALL_KINDS = """
 """
 
 
-def test_twelve_aggregates_three_uniques_and_a_relationship_take_three_scans(
+def test_seventeen_checks_of_every_kind_take_three_scans(
     workers: duckdb.DuckDBPyConnection,
 ) -> None:
     workers.execute("ALTER TABLE workers ADD COLUMN updated_at TIMESTAMP")
     checks = checks_of(ALL_KINDS)
     assert len(checks) == 17
     plan = plan_checks(checks, "workers", TENANT, {"silver.sites": "sites"}, {"silver.sites": True})
+    # aggregates, one GROUPING SETS scan for the keys and distinct counts, one anti join
     assert plan.scans == 3
     assert len(plan.statements()) == 3
     report = run(workers, ALL_KINDS, relations={"silver.sites": "sites"})

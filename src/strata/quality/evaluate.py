@@ -28,6 +28,7 @@ from strata.quality.plan import (
     TENANT,
     TablePlan,
     failing_predicate,
+    failing_values_sql,
     ident,
     orphan_rows,
     plan_checks,
@@ -142,8 +143,11 @@ def run_checks(
     )
     judge = _Judge(table, plan, history or NoHistory(), _utc(now()))
     try:
-        aggregates = _rows(con, plan.statements()[0])
-        judge.read_aggregates(aggregates)
+        judge.read_aggregates(_rows(con, plan.aggregate_sql()))
+        failing_values = judge.failing_accepted(checks)
+        if failing_values:
+            sql, aliases = failing_values_sql(failing_values, relation, tenant_column)
+            judge.read_failing_values(aliases, _rows(con, sql))
         for scan in plan.keyed:
             judge.read_keyed(scan.sets, _rows(con, scan.sql))
         for count in plan.counts:
@@ -188,6 +192,7 @@ class _Judge:
         self.now = now
         self.tenants: list[str | None] = []
         self.values: dict[str | None, Mapping[str, Any]] = {}
+        self.keys: dict[tuple[str, str | None], int] = {}  # distinct values, per key check
         self.failing: dict[tuple[str, str | None], int] = {}
         self.extra: dict[tuple[str, str | None], int] = {}  # duplicate rows, per key check
 
@@ -201,12 +206,28 @@ class _Judge:
             self.values[None] = {m.alias: None for m in self.plan.aggregate.measures}
         self.tenants.sort(key=lambda t: "" if t is None else t)
 
+    def failing_accepted(self, checks: Sequence[Check]) -> list[Check]:
+        """The ``accepted_values`` checks with failing rows for some tenant."""
+        return [
+            c
+            for c in checks
+            if c.kind == "accepted_values"
+            and any(self._value(c, t, "failing_rows") for t in self.tenants)
+        ]
+
+    def read_failing_values(self, aliases: Mapping[str, str], rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            tenant = None if row[TENANT] is None else str(row[TENANT])
+            for name, alias in aliases.items():
+                self.failing[(name, tenant)] = int(row[alias] or 0)
+
     def read_keyed(self, sets: Mapping[int, Sequence[str]], rows: list[dict[str, Any]]) -> None:
         for row in rows:
             for name in sets.get(int(row[GROUPING]), ()):
                 tenant = None if row[TENANT] is None else str(row[TENANT])
                 self.failing[(name, tenant)] = int(row["failing"])
                 self.extra[(name, tenant)] = int(row["extra"] or 0)
+                self.keys[(name, tenant)] = int(row["keys"] or 0)
 
     def read_counts(self, check: str, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -226,9 +247,9 @@ class _Judge:
 
     def _one(self, check: Check, tenant: str | None) -> CheckResult:
         kind = check.kind
-        if kind in ("unique", "relationships"):
+        if kind in ("unique", "relationships", "accepted_values"):
             return self._row(check, tenant, self.failing.get((check.name, tenant), 0))
-        if kind in ("not_null", "accepted_values", "format", "range", "expression"):
+        if kind in ("not_null", "format", "range", "expression"):
             return self._row(check, tenant, int(self._value(check, tenant, "failing") or 0))
         if kind in DRIFT_KINDS:
             return self._drift(check, tenant)
@@ -256,8 +277,8 @@ class _Judge:
         if check.kind in ("null_rate", "null_rate_drift"):
             rows = self._value(check, tenant, "rows") or 0
             return float(self._value(check, tenant, "nulls") or 0) / rows if rows else 0.0
-        if check.kind in ("distinct_count",):
-            return float(self._value(check, tenant, "distinct") or 0)
+        if check.kind == "distinct_count":
+            return float(self.keys.get((check.name, tenant), 0))
         if check.kind == "row_count_drift":
             return float(self._value(check, tenant, "rows") or 0)
         raise ValueError(check.kind)  # pragma: no cover
