@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECT ?= examples/workforce
 LAKE ?= $(PROJECT)/lake
 
-.PHONY: demo test lint bench bench-ingest bench-transform bench-query bench-widgets clean
+.PHONY: demo test lint bench bench-ingest bench-transform bench-query bench-widgets bench-extract clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 # Each prints one JSON object; together they take about ten minutes on two cores.
-bench: bench-ingest bench-transform bench-query bench-widgets
+bench: bench-ingest bench-transform bench-query bench-widgets bench-extract
 
 bench-ingest: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
@@ -55,6 +55,10 @@ bench-query: $(VENV)/.installed-dev
 
 bench-widgets: $(VENV)/.installed-dev
 	$(BIN)/python bench/widgets.py
+
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres); keeps its table in strata_bench_extract.
+bench-extract: $(VENV)/.installed-dev
+	$(BIN)/python bench/extract.py
 
 clean:
 	rm -rf $(LAKE) $(PROJECT)/.strata .strata

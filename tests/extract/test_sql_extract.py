@@ -52,7 +52,7 @@ def _insert(engine: sa.Engine, ids: range, at: dt.datetime | None = None) -> Non
         )
 
 
-def _source(url: str, **table: object) -> SourceConfig:
+def _source(url: str, fmt: str = "jsonl.gz", **table: object) -> SourceConfig:
     spec = {
         "entity": "orders",
         "table": "orders",
@@ -64,7 +64,7 @@ def _source(url: str, **table: object) -> SourceConfig:
         "lookback": dt.timedelta(minutes=10),
         "chunk_rows": 1000,
     } | table
-    return SourceConfig("shop", url, "eu1", "jsonl.gz", (TableSpec(**spec),), "sources/shop.yml")  # type: ignore[arg-type]
+    return SourceConfig("shop", url, "eu1", fmt, (TableSpec(**spec),), "sources/shop.yml")  # type: ignore[arg-type]
 
 
 def _lines(lake: LocalStorage, parts: tuple[str, ...]) -> list[dict[str, object]]:
@@ -107,6 +107,42 @@ def test_first_run_lands_every_row_in_chunked_parts_at_the_seed_path(
     run = catalog.get_run(summary.run_id)
     assert run.kind == "extract"
     assert run.status == "succeeded"
+
+
+def test_parquet_parts_keep_native_types(
+    source_url: str, source_engine: sa.Engine, lake: LocalStorage, catalog: Catalog
+) -> None:
+    _create(source_engine)
+    _insert(source_engine, range(1500))
+    summary = extract_source(
+        _source(source_url, fmt="parquet"), lake, catalog, today=dt.date(2026, 1, 2)
+    )
+    [result] = summary.entities
+    assert [p.rsplit("/", 1)[1] for p in result.parts] == ["part-0.parquet", "part-1.parquet"]
+    records = _lines(lake, result.parts)
+    assert [r["id"] for r in records] == list(range(1500))
+    assert records[1]["updated_at"] == dt.datetime(2026, 1, 1, 12, 0, 1, tzinfo=dt.UTC)
+    assert str(records[1]["amount"]) == "1.25"
+    assert records[1]["_tenant"] == "globex"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl.gz", "parquet"])
+def test_both_readers_land_the_same_parts(
+    fmt: str, source_url: str, source_engine: sa.Engine, lake: LocalStorage, catalog: Catalog
+) -> None:
+    # PostgreSQL reads with COPY unless told not to; MariaDB always takes the cursor path.
+    _create(source_engine)
+    _insert(source_engine, range(2500))
+    source = _source(source_url, fmt=fmt)
+    fast = extract_source(source, lake, catalog, full=True).entities[0]
+    cursor = extract_source(source, lake, catalog, full=True, use_copy=False).entities[0]
+    assert (fast.rows, len(fast.parts)) == (cursor.rows, len(cursor.parts)) == (2500, 3)
+    assert fast.watermark_after == cursor.watermark_after == "2026-01-01T12:41:39+00:00"
+    assert _lines(lake, fast.parts) == _lines(lake, cursor.parts)
+    if fmt == "jsonl.gz":
+        for mine, theirs in zip(fast.parts, cursor.parts, strict=True):
+            text = gzip.decompress((lake.root / mine).read_bytes())
+            assert text == gzip.decompress((lake.root / theirs).read_bytes())
 
 
 def test_next_run_reads_only_new_and_changed_rows_plus_the_lookback(

@@ -1,10 +1,14 @@
-"""Source declarations: ``sources/*.yml`` in a project, one SQL source per file.
+"""Source declarations: ``sources/*.yml`` in a project, one source per file.
+
+A file declares ``kind: sql`` (the default, below) or ``kind: rest`` (a REST API, see
+``strata.extract.rest_config``).
 
 ```yaml
 name: crm                       # defaults to the file's stem
+kind: sql                       # the default
 url: postgresql+psycopg://reader:${CRM_PASSWORD}@db:5432/crm
 scope: eu1                      # e.g. the source's instance name
-format: jsonl.gz                # or parquet (not written yet: rejected with a clear error)
+format: jsonl.gz                # or parquet
 tables:
   - entity: contacts
     table: contacts             # or query: "SELECT ... FROM ..."
@@ -24,16 +28,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from strata.core.errors import ConfigError
+from strata.extract.landing import FORMATS, PartFormat
 from strata.transform.config import Node, ProjectError, Reader
 from strata.transform.project import read_yaml
 
+if TYPE_CHECKING:
+    from strata.extract.rest_config import RestSourceConfig
+
 WatermarkKind = Literal["timestamp", "id"]
+SourceKind = Literal["sql", "rest"]
 SOURCES_DIR: Final = "sources"
 DEFAULT_CHUNK_ROWS: Final = 5000
-_SOURCE_KEYS: Final = ("name", "url", "scope", "format", "tables")
+_SOURCE_KEYS: Final = ("name", "kind", "url", "scope", "format", "tables")
 _TABLE_KEYS: Final = (
     "entity",
     "table",
@@ -45,7 +54,9 @@ _TABLE_KEYS: Final = (
     "chunk_rows",
 )
 _WATERMARK_KEYS: Final = ("column", "kind")
-_FORMATS: Final = ("jsonl.gz",)
+_REST_ONLY: Final = dict.fromkeys(
+    ("base_url", "entities", "headers"), "is for REST sources: add 'kind: rest'"
+)
 _ENV: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION: Final = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -73,7 +84,7 @@ class SourceConfig:
     name: str
     url: str
     scope: str
-    format: str
+    format: PartFormat
     tables: tuple[TableSpec, ...]
     path: str  # relative to the project, for messages
 
@@ -87,8 +98,10 @@ class SourceConfig:
 
 def load_source(
     project_root: Path, name: str, environ: Mapping[str, str] | None = None
-) -> SourceConfig:
-    """Load source ``name`` from ``project_root/sources``; raises the first ``ProjectError``."""
+) -> SourceConfig | RestSourceConfig:
+    """Load source ``name`` (either kind) from ``project_root/sources``.
+
+    Raises the first ``ProjectError`` of the file that declares it."""
     folder = project_root / SOURCES_DIR
     candidates = sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml"))
     env = os.environ if environ is None else environ
@@ -106,7 +119,7 @@ def load_source(
 
 def parse_source_file(
     path: Path, rel: str, environ: Mapping[str, str]
-) -> tuple[SourceConfig | None, list[ProjectError]]:
+) -> tuple[SourceConfig | RestSourceConfig | None, list[ProjectError]]:
     problems: list[ProjectError] = []
     root = read_yaml(path, rel, problems)
     if root is None:
@@ -117,31 +130,32 @@ def parse_source_file(
 
 def parse_source(
     root: Node, rel: str, stem: str, environ: Mapping[str, str], problems: list[ProjectError]
-) -> SourceConfig | None:
+) -> SourceConfig | RestSourceConfig | None:
     reader = Reader(rel, problems)
     items = reader.mapping(root, "a source file")
     if items is None:
         return None
-    reader.check_keys(items, _SOURCE_KEYS, {})
+    kind = source_kind(reader, items)
+    if kind is None:
+        return None
+    if kind == "rest":
+        # Imported here: rest_config builds on this module's helpers (a cycle otherwise).
+        from strata.extract.rest_config import parse_rest_source
+
+        return parse_rest_source(root, items, reader, stem, environ)
+    reader.check_keys(items, _SOURCE_KEYS, _REST_ONLY)
     name = reader.name(items["name"], "name", "source") if "name" in items else stem
     url_node = items.get("url")
     url = reader.text(url_node, "url")
     if url_node is None:
         reader.problem(root.line, "missing 'url' (a SQLAlchemy URL)")
     elif url is not None:
-        url = _substitute(url, url_node, reader, environ)
+        url = substitute_env(url, url_node, reader, environ, "url")
     scope_node = items.get("scope")
     scope = reader.name(scope_node, "scope", "scope") if scope_node is not None else None
     if scope_node is None:
         reader.problem(root.line, "missing 'scope' (e.g. the source's instance name)")
-    fmt = "jsonl.gz"
-    if "format" in items:
-        fmt = reader.text(items["format"], "format") or fmt
-        if fmt not in _FORMATS:
-            reader.problem(
-                items["format"].line,
-                f"format {fmt!r} is not supported yet; use one of {', '.join(_FORMATS)}",
-            )
+    fmt = part_format_of(reader, items.get("format"))
     tables: list[TableSpec] = []
     tables_node = items.get("tables")
     if tables_node is None or not isinstance(tables_node.value, list) or not tables_node.value:
@@ -162,12 +176,56 @@ def parse_source(
     return SourceConfig(name, url, scope, fmt, tuple(tables), rel)
 
 
-def _substitute(url: str, node: Node, reader: Reader, environ: Mapping[str, str]) -> str | None:
-    missing = [m.group(1) for m in _ENV.finditer(url) if m.group(1) not in environ]
+def source_kind(reader: Reader, items: Mapping[str, Node]) -> SourceKind | None:
+    """The file's ``kind`` (``sql`` when absent); ``None`` after recording a bad one."""
+    node = items.get("kind")
+    if node is None:
+        return "sql"
+    text = reader.text(node, "kind")
+    if text == "sql":
+        return "sql"
+    if text == "rest":
+        return "rest"
+    if text is not None:
+        reader.problem(node.line, f"kind must be sql or rest, not {text!r}")
+    return None
+
+
+def substitute_env(
+    text: str, node: Node, reader: Reader, environ: Mapping[str, str], key: str
+) -> str | None:
+    """``text`` with each ``${VAR}`` replaced from ``environ``; a missing one is a problem."""
+    missing = [m.group(1) for m in _ENV.finditer(text) if m.group(1) not in environ]
     if missing:
-        reader.problem(node.line, f"url: environment variable {missing[0]} is not set")
+        reader.problem(node.line, f"{key}: environment variable {missing[0]} is not set")
         return None
-    return _ENV.sub(lambda m: environ[m.group(1)], url)
+    return _ENV.sub(lambda m: environ[m.group(1)], text)
+
+
+def env_names(text: str) -> list[str]:
+    """The ``VAR`` of each ``${VAR}`` in ``text``."""
+    return [m.group(1) for m in _ENV.finditer(text)]
+
+
+def part_format_of(reader: Reader, node: Node | None) -> PartFormat:
+    if node is None:
+        return "jsonl.gz"
+    text = reader.text(node, "format") or "jsonl.gz"
+    if text == "parquet":
+        return "parquet"
+    if text != "jsonl.gz":
+        reader.problem(node.line, f"format {text!r} is not one of {', '.join(FORMATS)}")
+    return "jsonl.gz"
+
+
+def chunk_rows_of(reader: Reader, node: Node | None) -> int:
+    if node is None:
+        return DEFAULT_CHUNK_ROWS
+    value = node.value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    reader.problem(node.line, "chunk_rows must be a positive integer")
+    return DEFAULT_CHUNK_ROWS
 
 
 def _parse_table(reader: Reader, node: Node) -> TableSpec | None:
@@ -206,20 +264,14 @@ def _parse_table(reader: Reader, node: Node) -> TableSpec | None:
     if "tenant_column" in items:
         tenant = reader.name(items["tenant_column"], "tenant_column", "column")
     pk = reader.names(items.get("primary_key"), "primary_key") or ()
-    lookback = _lookback(reader, items.get("lookback"), kind)
-    chunk_rows = DEFAULT_CHUNK_ROWS
-    if "chunk_rows" in items:
-        value = items["chunk_rows"].value
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            chunk_rows = value
-        else:
-            reader.problem(items["chunk_rows"].line, "chunk_rows must be a positive integer")
+    lookback = lookback_of(reader, items.get("lookback"), kind)
+    chunk_rows = chunk_rows_of(reader, items.get("chunk_rows"))
     if len(reader.problems) > before or entity is None or column is None:
         return None
     return TableSpec(entity, table, query, column, kind, tenant, pk, lookback, chunk_rows)
 
 
-def _lookback(reader: Reader, node: Node | None, kind: WatermarkKind) -> dt.timedelta | int:
+def lookback_of(reader: Reader, node: Node | None, kind: WatermarkKind) -> dt.timedelta | int:
     if kind == "id":
         if node is None:
             return 0
