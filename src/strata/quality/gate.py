@@ -28,7 +28,7 @@ from strata.quality.settings import load_alert_config
 from strata.transform.config import Layer
 from strata.transform.gate import PublishBlockedError
 from strata.transform.runner import PreparedProject, RunSummary, run_project
-from strata.transform.tables import read_table, table_path, table_version
+from strata.transform.tables import parquet_scan, read_table, table_path, table_version
 
 log = get_logger(__name__)
 
@@ -52,14 +52,14 @@ def check_table(
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        _register(con, CHECKED, read_table(path, version), tenant_key, tenant)
+        _register(con, CHECKED, path, version, tenant_key, tenant)
         relations: dict[str, str] = {}
         for target in sorted({c.to_table for c in checks if c.to_table}):
             target_path = _path(lake, target)
             if table_version(target_path) is None:
                 continue  # reported by run_checks as not built
             relation = f"__target_{len(relations)}"
-            _register(con, relation, read_table(target_path), tenant_key, tenant)
+            _register(con, relation, target_path, None, tenant_key, tenant)
             relations[target] = relation
         return run_checks(
             con, table, checks, CHECKED, tenant_key, history=catalog, relations=relations
@@ -138,12 +138,19 @@ def _path(lake: Path, table: str) -> Path:
 def _register(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    dataset: object,
+    path: Path,
+    version: int | None,
     tenant_key: str,
     tenant: str | None,
 ) -> None:
+    """The Delta table at ``path`` as view ``name`` (only ``tenant``'s rows, if given),
+    read by DuckDB's Parquet reader; a table without files through its Arrow dataset."""
     raw = f"{name}__all"
-    con.register(raw, dataset)
+    scan = parquet_scan(path, version)
+    if scan is None:
+        con.register(raw, read_table(path, version))
+    else:
+        con.execute(f"CREATE TEMP VIEW {ident(raw)} AS SELECT * FROM {scan}")
     names = {str(row[0]) for row in con.execute(f"DESCRIBE {ident(raw)}").fetchall()}
     where = ""
     if tenant is not None and tenant_key in names:
