@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECT ?= examples/workforce
 LAKE ?= $(PROJECT)/lake
 
-.PHONY: demo test lint bench bench-ingest bench-transform bench-query bench-widgets bench-extract clean
+.PHONY: demo test lint bench bench-ingest bench-transform bench-query bench-widgets bench-extract bench-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-# Each prints one JSON object; together they take about ten minutes on two cores.
-bench: bench-ingest bench-transform bench-query bench-widgets bench-extract
+# Each prints one JSON object; together they take about fifteen minutes on two cores.
+bench: bench-ingest bench-transform bench-query bench-widgets bench-extract bench-quality
 
 bench-ingest: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
@@ -57,6 +57,9 @@ bench-widgets: $(VENV)/.installed-dev
 	$(BIN)/python bench/widgets.py
 
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres); keeps its table in strata_bench_extract.
+bench-quality: $(VENV)/.installed-dev
+	$(BIN)/python bench/quality.py
+
 bench-extract: $(VENV)/.installed-dev
 	$(BIN)/python bench/extract.py
 

@@ -25,7 +25,6 @@ import gzip
 import json
 import re
 import uuid
-import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, get_args
 
@@ -33,6 +32,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from isal import isal_zlib
 
 from strata.lake.storage import LakeStorage
 
@@ -119,7 +119,9 @@ def gzip_bytes(pieces: Iterable[Any]) -> bytes:
     """One gzip member of ``pieces`` (bytes-like, compressed as they come), at
     ``GZIP_LEVEL`` and with mtime 0, so the same rows give the same bytes (idempotent,
     comparable re-runs)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    # ISA-L's deflate: the same gzip format as zlib, about five times faster at level 1
+    # (compression was a third of a jsonl.gz extract's CPU).
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)  # 31: gzip framing
     out = [compressor.compress(piece) for piece in pieces]
     out.append(compressor.flush())
     return b"".join(out)
