@@ -365,7 +365,10 @@ def _copy_sessions(url: str) -> list[int]:
 
 
 def _extractor_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("strata-")]
+    """The extractor's own threads still alive (other suites' long-lived threads, such as
+    the query sandbox's watchdog, are not its business)."""
+    mine = ("strata-pg-copy", "strata-part-writer")
+    return [t.name for t in threading.enumerate() if t.name.startswith(mine)]
 
 
 def _eventually(check: Any, seconds: float = 15.0) -> Any:

@@ -48,33 +48,9 @@ def connection_string(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    port = free_port()
     workdir = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(workdir),
-            "--skipApiVersionCheck",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, port = _start_azurite(binary, workdir)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("Azurite did not start within 30 s")
-                time.sleep(0.1)
         conn = (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
             f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
@@ -86,6 +62,42 @@ def connection_string(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     finally:
         proc.kill()  # a throwaway emulator: its data dir is a temp dir, nothing to keep
         proc.wait(10)
+
+
+def _start_azurite(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Azurite on a free port, listening; a start that fails (a port taken between choosing
+    and binding it, a slow first start) is retried, and the last failure says why."""
+    problem = ""
+    for attempt in range(3):
+        port = free_port()
+        log = workdir / f"azurite-{attempt}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(port),
+                    "--location",
+                    str(workdir / f"data-{attempt}"),
+                    "--skipApiVersionCheck",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return proc, port
+            except OSError:
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait(10)
+        output = log.read_text(errors="replace").strip().splitlines()[-5:]
+        problem = f"exit code {proc.returncode}: {' | '.join(output) or 'no output'}"
+    pytest.fail(f"Azurite did not start in 3 tries ({problem})")
 
 
 def test_abfs_lake_writes_reads_and_lists(connection_string: str) -> None:
