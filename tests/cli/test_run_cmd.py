@@ -14,27 +14,13 @@ from typer.testing import CliRunner
 from strata.cli import app
 from strata.lake.paths import BronzePartition
 from strata.transform.scaffold import init_project
+from support.profiles import PROFILE_COLUMNS
 
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
-COLUMNS = [
-    "id",
-    "company_id",
-    "rut",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "job_title",
-    "status",
-    "hired_on",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-]
 
 
 def write_bronze(lake: Path, tenant: str, ids: list[str]) -> None:
-    data: dict[str, list[object]] = {c: [None] * len(ids) for c in COLUMNS}
+    data: dict[str, list[object]] = {c: [None] * len(ids) for c in PROFILE_COLUMNS}
     data["id"] = list(ids)
     data["company_id"] = [tenant] * len(ids)
     data["first_name"] = [f"Name{i}" for i in ids]

@@ -24,25 +24,11 @@ from strata.transform.config import ProjectError
 from strata.transform.project import load_project, validate_project
 from strata.transform.scaffold import init_project
 from strata.transform.tables import read_table, table_path, table_version
+from support.profiles import PROFILE_COLUMNS
 
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
-COLUMNS = [
-    "id",
-    "company_id",
-    "rut",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "job_title",
-    "status",
-    "hired_on",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-]
 SCHEMA = pa.schema(
-    [(c, pa.string()) for c in COLUMNS] + [("ingested_at", pa.timestamp("us", "UTC"))]
+    [(c, pa.string()) for c in PROFILE_COLUMNS] + [("ingested_at", pa.timestamp("us", "UTC"))]
 )
 
 CHECKS = """

@@ -17,6 +17,7 @@ from strata.cli.console import count, progress_bar, stdout
 from strata.quality.gate import run_checked
 from strata.transform.errors import SelectionError
 from strata.transform.gold import compile_gold
+from strata.transform.project import load_project
 from strata.transform.runner import ModelResult, PreparedProject, prepare_project
 from strata.transform.silver import _BATCH, compile_silver
 from strata.transform.sql import DIALECT
@@ -90,8 +91,7 @@ def run(
 
 def _print_checks(project: Path, run_id: str) -> None:
     """One line on the run's data-quality checks, and one per warning or error."""
-    prepared = prepare_project(project)
-    with Catalog.open(prepared.project.config.catalog_url) as catalog:
+    with Catalog.open(load_project(project).config.catalog_url) as catalog:
         results = catalog.run_check_results(run_id)
     if not results:
         return
