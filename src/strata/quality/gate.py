@@ -82,22 +82,36 @@ class QualityGate:
     reports: list[TableReport] = field(default_factory=list)
 
     def __call__(self, table: str, path: Path, version: int, before: int | None) -> None:
-        checks = self.checks.get(table, ())
-        if not checks:
+        if not self.checks.get(table):
             return
         try:
-            report = check_table(
-                table,
-                checks,
-                self.lake,
-                self.catalog,
-                tenant_key=self.tenant_key,
-                version=version,
-                tenant=self.tenant,
-            )
+            report = self.inspect(table, version, publishing=True)
         except CheckError as exc:
             raise PublishBlockedError(f"quality gate could not check {table}: {exc}") from exc
-        published = not report.errors
+        if report.errors:
+            log.error(
+                "quality gate withheld a table version",
+                extra=fields(table=table, version=version, errors=len(report.errors)),
+            )
+            raise PublishBlockedError(
+                f"quality gate withheld {table} (readers keep version {before}): {report.summary()}"
+            )
+
+    def inspect(self, table: str, version: int, *, publishing: bool) -> TableReport:
+        """Check ``version`` of ``table``; record the results, alert, log the warnings.
+
+        ``publishing``: the version waits on this verdict (an error withholds it); otherwise
+        it is already published (``strata check``) and stays so."""
+        report = check_table(
+            table,
+            self.checks.get(table, ()),
+            self.lake,
+            self.catalog,
+            tenant_key=self.tenant_key,
+            version=version,
+            tenant=self.tenant,
+        )
+        published = not (publishing and report.errors)
         self.catalog.record_check_results(
             self.run_id, report.results, table_version=version, published=published
         )
@@ -117,14 +131,7 @@ class QualityGate:
                 "check warning",
                 extra=fields(table=table, check=result.check, tenant=result.tenant),
             )
-        if not published:
-            log.error(
-                "quality gate withheld a table version",
-                extra=fields(table=table, version=version, errors=len(report.errors)),
-            )
-            raise PublishBlockedError(
-                f"quality gate withheld {table} (readers keep version {before}): {report.summary()}"
-            )
+        return report
 
 
 def _path(lake: Path, table: str) -> Path:
@@ -203,50 +210,21 @@ def check_project(
     """``strata check``: run the checks of ``models`` on their current tables, as one
     catalog run of kind ``check``; results are recorded, alerts sent, nothing is blocked."""
     project = prepared.project
-    declared = project.checks
     run_id = catalog.start_run("check", params={"models": list(models), "tenant": tenant})
-    config = load_alert_config(project.root)
-    alerts = AlertSender(config) if config is not None else None
-    reports: list[TableReport] = []
     try:
-        for name in models:
-            table = f"{project.models[name].layer}.{name}"
-            checks = declared.get(table)
-            if not checks:
-                continue
-            path = _path(prepared.lake, table)
-            version = table_version(path)
-            if version is None:
-                raise CheckError(f"{table} has not been built yet: `strata run` builds it")
-            report = check_table(
-                table,
-                checks,
-                prepared.lake,
-                catalog,
-                tenant_key=project.config.tenant_key,
-                version=version,
-                tenant=tenant,
-            )
-            catalog.record_check_results(
-                run_id, report.results, table_version=version, published=True
-            )
-            if alerts is not None:
-                alerts.send(
-                    alert_events(
-                        alerts.config,
-                        report.results,
-                        run_id=run_id,
-                        table_version=version,
-                        published=True,
-                    )
-                )
-            reports.append(report)
+        with quality_gate(prepared, catalog, run_id, tenant) as gate:
+            for name in models:
+                table = f"{project.models[name].layer}.{name}"
+                if not gate.checks.get(table):
+                    continue
+                version = table_version(_path(prepared.lake, table))
+                if version is None:
+                    raise CheckError(f"{table} has not been built yet: `strata run` builds it")
+                gate.inspect(table, version, publishing=False)
     except BaseException as exc:
         catalog.finish_run(run_id, "failed", str(exc)[:2000] or type(exc).__name__)
         raise
-    finally:
-        if alerts is not None:
-            alerts.close()
+    reports = gate.reports
     errors = sum(len(r.errors) for r in reports)
     catalog.finish_run(
         run_id,
