@@ -31,7 +31,7 @@ from strata.catalog.store import Catalog
 from strata.lake.paths import BronzePartition, parse_bronze_path
 from strata.transform.runner import run_project
 from strata.transform.scaffold import init_project
-from support.fixture_models import ASSIGNMENTS_SQL, EXPLORE, FACT_SQL
+from support.fixture_models import write_assignment_models
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for the httpx2 fork; the dev dependencies install httpx, which it
@@ -177,16 +177,7 @@ def build_project(base: Path, serve_toml: str = SERVE_TOML, select: str | None =
     )
     _bronze(lake, "assignments", "globex", [_assignment("g-a1", "globex", "g0", SECRET, 99.0)])
     models = root / "models"
-    (models / "silver" / "assignments.sql").write_text(ASSIGNMENTS_SQL)
-    (models / "silver" / "assignments.yml").write_text(
-        "primary_key: [company_id, id]\nsoft_delete_column: deleted_at\n"
-    )
-    (models / "gold" / "fct_assignments.sql").write_text(FACT_SQL)
-    (models / "gold" / "fct_assignments.yml").write_text(
-        "materialized: tenant_partition\npartition_by: company_id\n"
-        "primary_key: [company_id, assignment_id]\n"
-    )
-    (root / "explores" / "assignments.yml").write_text(EXPLORE)
+    write_assignment_models(root)
     for name, text in METRICS.items():
         (root / "metrics" / f"{name}.yml").write_text(text)
     (root / "dashboards" / "overview.yml").write_text(DASHBOARD)

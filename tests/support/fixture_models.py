@@ -1,6 +1,8 @@
 """Model files shared by the test projects of the query API and the dashboards UI: an
 assignments silver model over bronze, its gold fact, and the explore joining workers."""
 
+from pathlib import Path
+
 ASSIGNMENTS_SQL = """\
 select
     cast(id as varchar) as id,
@@ -35,3 +37,18 @@ dimensions:
     fact_key: worker_id
     dimension_key: worker_id
 """
+
+
+def write_assignment_models(root: Path) -> None:
+    """Write the assignments silver model, its gold fact and the explore into ``root``."""
+    models = root / "models"
+    (models / "silver" / "assignments.sql").write_text(ASSIGNMENTS_SQL)
+    (models / "silver" / "assignments.yml").write_text(
+        "primary_key: [company_id, id]\nsoft_delete_column: deleted_at\n"
+    )
+    (models / "gold" / "fct_assignments.sql").write_text(FACT_SQL)
+    (models / "gold" / "fct_assignments.yml").write_text(
+        "materialized: tenant_partition\npartition_by: company_id\n"
+        "primary_key: [company_id, assignment_id]\n"
+    )
+    (root / "explores" / "assignments.yml").write_text(EXPLORE)

@@ -21,7 +21,7 @@ from strata.catalog.store import Catalog
 from strata.lake.paths import BronzePartition
 from strata.transform.runner import run_project
 from strata.transform.scaffold import init_project
-from support.fixture_models import ASSIGNMENTS_SQL, EXPLORE, FACT_SQL
+from support.fixture_models import write_assignment_models
 
 SECRET = "zq-globex-secret"
 T0 = dt.datetime(2024, 7, 1, 12, tzinfo=dt.UTC)
@@ -165,17 +165,7 @@ def build_ui_project(base: Path) -> Path:
         for i in range(3)
     ]
     _bronze(lake, "assignments", "globex", globex)
-    models = root / "models"
-    (models / "silver" / "assignments.sql").write_text(ASSIGNMENTS_SQL)
-    (models / "silver" / "assignments.yml").write_text(
-        "primary_key: [company_id, id]\nsoft_delete_column: deleted_at\n"
-    )
-    (models / "gold" / "fct_assignments.sql").write_text(FACT_SQL)
-    (models / "gold" / "fct_assignments.yml").write_text(
-        "materialized: tenant_partition\npartition_by: company_id\n"
-        "primary_key: [company_id, assignment_id]\n"
-    )
-    (root / "explores" / "assignments.yml").write_text(EXPLORE)
+    write_assignment_models(root)
     (root / "metrics" / "assignment_hours.yml").write_text(_HOURS)
     (root / "metrics" / "assignment_count.yml").write_text(_COUNT)
     (root / "dashboards" / "operations.yml").write_text(_DASHBOARD)
